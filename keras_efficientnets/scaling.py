@@ -140,12 +140,16 @@ def plan_model(
         repeats = stage.num_repeat if keep_repeats else round_repeats(stage.num_repeat, depth_coefficient)
         stages.append((stage, repeats))
 
+    stem_filters = STEM_FILTERS if fix_stem_and_head else scale_filters(STEM_FILTERS)
     total_blocks = sum(repeats for _, repeats in stages)
     blocks = []
     for stage_index, (stage, repeats) in enumerate(stages):
+        # With a fixed stem the first stage receives the stem's channels, whatever
+        # its scaled input_filters would be (Lite3 and Lite4: 32, not 40 or 48).
+        fixed_input = fix_stem_and_head and stage_index == 0
         first = dataclasses.replace(
             stage,
-            input_filters=scale_filters(stage.input_filters),
+            input_filters=stem_filters if fixed_input else scale_filters(stage.input_filters),
             output_filters=scale_filters(stage.output_filters),
             num_repeat=1,
             se_ratio=stage.se_ratio if use_se else None,
@@ -165,7 +169,7 @@ def plan_model(
             )
 
     return ModelPlan(
-        stem_filters=STEM_FILTERS if fix_stem_and_head else scale_filters(STEM_FILTERS),
+        stem_filters=stem_filters,
         blocks=tuple(blocks),
         head_filters=HEAD_FILTERS if fix_stem_and_head else scale_filters(HEAD_FILTERS),
     )

@@ -1,0 +1,184 @@
+"""FLOPs and parameter counts without Keras, against REFERENCE numbers and built models."""
+
+import ast
+import math
+import pathlib
+
+import pytest
+
+from keras_efficientnets.config import BlockArgs, get_default_block_list, get_variant
+from keras_efficientnets.flops import count_flops, count_variant_flops
+
+# Keras count_params of the reference models: (total with top, trainable, total without top).
+REFERENCE_PARAMS = {
+    "b0": (5_330_564, 5_288_548, 4_049_564),
+    "b1": (7_856_232, 7_794_184, 6_575_232),
+    "b2": (9_177_562, 9_109_994, 7_768_562),
+    "b3": (12_320_528, 12_233_232, 10_783_528),
+    "b4": (19_466_816, 19_341_616, 17_673_816),
+    "b5": (30_562_520, 30_389_784, 28_513_520),
+    "b6": (43_265_136, 43_040_704, 40_960_136),
+    "b7": (66_658_680, 66_347_960, 64_097_680),
+    "b8": (87_793_174, 87_413_142, None),
+    "l2": (481_399_996, 480_309_308, None),
+    "lite0": (4_694_024, 4_652_008, None),
+    "lite1": (5_470_344, 5_416_680, None),
+    "lite2": (6_150_168, 6_092_072, None),
+    "lite3": (None, 8_197_096, None),
+    "lite4": (None, 13_006_568, None),
+}
+
+# GMACs at the native resolution: timm's table (B) and the reference README (Lite).
+REFERENCE_GMACS = {
+    "b0": 0.40,
+    "b1": 0.71,
+    "b2": 1.02,
+    "b3": 1.87,
+    "b4": 4.49,
+    "b5": 10.46,
+    "b6": 19.4,
+    "b7": 38.33,
+    "lite0": 0.407,
+    "lite1": 0.631,
+    "lite2": 0.899,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_parameter_counts_match_reference(name):
+    total, trainable, notop = REFERENCE_PARAMS[name]
+    report = count_variant_flops(name)
+    if total is not None:
+        assert report.params == total
+    assert report.trainable_params == trainable
+    assert report.non_trainable_params == report.params - trainable
+    if notop is not None:
+        assert count_variant_flops(name, include_top=False).params == notop
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_GMACS))
+def test_macs_within_three_percent_of_reference(name):
+    report = count_variant_flops(name)
+    assert report.gmacs == pytest.approx(REFERENCE_GMACS[name], rel=0.03)
+    # The weighted layers alone are the bulk but not all of it.
+    assert 0.95 * report.macs < report.conv_macs < report.macs
+
+
+def test_b0_convolution_macs_match_the_paper():
+    # The paper's 0.39B FLOPs for B0 counts convolutions and the classifier.
+    assert count_variant_flops("b0").conv_macs / 1e9 == pytest.approx(0.39, rel=0.02)
+
+
+def test_hand_counted_tiny_model():
+    # One block without expansion or squeeze-excite, on a 3 x 3 image (stem -> 2 x 2).
+    blocks = [BlockArgs(32, 16, 3, (1, 1), 1, None, 1)]
+    report = count_flops(blocks, 1.0, 1.0, 3, classes=10)
+    stem, depthwise, project, head, dense = 4 * 9 * 3 * 32, 4 * 9 * 32, 4 * 32 * 16, 4 * 16 * 1280, 1280 * 10
+    assert report.conv_macs == stem + depthwise + project + head + dense
+    # BatchNorm + activation per element after stem, depthwise and head; BatchNorm only after project.
+    assert report.macs - report.conv_macs == 4 * (32 * 2 + 32 * 2 + 16 + 1280 * 2)
+    trainable = (864 + 2 * 32) + (288 + 2 * 32) + (512 + 2 * 16) + (20480 + 2 * 1280) + (12800 + 10)
+    assert report.trainable_params == trainable
+    assert report.params == trainable + 2 * (32 + 32 + 16 + 1280)
+    assert report.flops == 2 * report.macs
+    assert report.resolution == (3, 3)
+
+
+def test_same_padding_rounds_up_and_pairs_are_accepted():
+    blocks = get_default_block_list()
+    # With 'same' padding every stride rounds up, so 225 and 224 differ, and
+    # 225 x 224 lies between the two squares.
+    small = count_flops(blocks, 1.0, 1.0, 224)
+    odd = count_flops(blocks, 1.0, 1.0, 225)
+    pair = count_flops(blocks, 1.0, 1.0, (225, 224))
+    assert small.macs < pair.macs < odd.macs
+    assert small.params == odd.params == pair.params
+    assert pair.resolution == (225, 224)
+
+
+def test_resolution_argument_overrides_native_size():
+    assert count_variant_flops("b0", resolution=448).conv_macs > 3.9 * count_variant_flops("b0").conv_macs
+    assert count_flops(None, 1.0, 1.0, 224).macs == count_variant_flops("b0").macs
+
+
+def test_classes_change_only_the_classifier():
+    base = count_variant_flops("b0")
+    ten = count_variant_flops("b0", classes=10)
+    assert base.params - ten.params == 1280 * 990 + 990
+    assert base.macs - ten.macs == 1280 * 990
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"resolution": 0}, "Received: resolution=0"),
+        ({"resolution": (224,)}, "Received: resolution=(224,)"),
+        ({"resolution": 22.5}, "Received: resolution=22.5"),
+        ({"classes": 0}, "Received: classes=0"),
+        ({"width_coefficient": -1.0}, "Received: width_coefficient=-1.0"),
+        ({"depth_coefficient": "2"}, "Received: depth_coefficient='2'"),
+    ],
+)
+def test_bad_arguments_are_reported(kwargs, fragment):
+    arguments = {"width_coefficient": 1.0, "depth_coefficient": 1.0, "resolution": 224}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        count_flops(get_default_block_list(), **arguments)
+
+
+def test_unknown_variant_is_reported():
+    with pytest.raises(ValueError, match="Received: name='b9'"):
+        count_variant_flops("b9")
+
+
+@pytest.mark.parametrize("module", ["flops.py", "optimize.py"])
+def test_module_imports_no_keras_at_import_time(module):
+    path = pathlib.Path(__file__).parents[1] / "keras_efficientnets" / module
+    heavy = {"keras", "tensorflow", "keras_tuner", "matplotlib", "jax", "torch"}
+    for node in ast.parse(path.read_text()).body:  # module level only
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] not in heavy, f"{module} imports {name} at module level"
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_efficientnets"):
+            assert node.module.split(".")[1] in {"config", "scaling", "flops"}
+
+
+def _built_params(name, include_top=True):
+    from keras_efficientnets.model import EfficientNet
+
+    variant = get_variant(name)
+    model = EfficientNet(
+        (variant.resolution, variant.resolution, 3),
+        get_default_block_list(),
+        variant.width_coefficient,
+        variant.depth_coefficient,
+        include_top=include_top,
+        weights=None,
+        **variant.family_options,
+    )
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    return model.count_params(), trainable
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "b0",
+        "lite0",
+        pytest.param("b3", marks=pytest.mark.slow),
+        pytest.param("lite3", marks=pytest.mark.slow),
+        pytest.param("b5", marks=pytest.mark.slow),
+    ],
+)
+def test_counts_equal_built_model(name):
+    report = count_variant_flops(name)
+    assert _built_params(name) == (report.params, report.trainable_params)
+
+
+def test_counts_equal_built_model_without_top():
+    assert _built_params("b0", include_top=False)[0] == count_variant_flops("b0", include_top=False).params
