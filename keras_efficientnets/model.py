@@ -61,6 +61,7 @@ def EfficientNet(
     classifier_activation="softmax",
     include_preprocessing: bool = True,
     normalization="imagenet",
+    skip_mismatch: bool = False,
     name: str = "efficientnet",
 ) -> keras.Model:
     """Builds an EfficientNet from a list of stages.
@@ -76,7 +77,10 @@ def EfficientNet(
         depth_coefficient: Block-count multiplier.
         include_top: Whether to end with global pooling and the classifier.
         weights: None (random), or the path of a ``.keras`` / ``.weights.h5``
-            file saved from a model with the same configuration.
+            file saved from a model with the same configuration, a converted
+            ``.weights.h5`` (its ``.weights.json`` sidecar sets the
+            normalization), or a legacy keras.applications ``.h5`` file.
+            Weights load by layer name, all or nothing.
         input_tensor: Optional tensor (e.g. ``keras.Input``) to build on.
         pooling: Without the top: None (the 4D feature map), "avg" or "max".
         classes: Number of classes of the classifier.
@@ -99,7 +103,10 @@ def EfficientNet(
         include_preprocessing: True: the model takes RGB in [0, 255] and
             normalizes it inside. False: the caller normalizes.
         normalization: The (mean, std) the model applies to [0, 255] input:
-            a name of `preprocessing.NORMALIZATIONS` or a pair.
+            a name of `preprocessing.NORMALIZATIONS` or a pair. A converted
+            weight file's sidecar overrides it with its own constants.
+        skip_mismatch: Load every weight but those whose shape differs (a
+            classifier for another number of classes), which stay random.
         name: Model name.
 
     Returns:
@@ -155,7 +162,9 @@ def _build(*, variant, **kwargs) -> keras.Model:
         args["classifier_activation"],
     )
     model = keras.Model(inputs, x, name=args["name"])
-    weights_lib.load_weights_into(model, weights, variant, args["include_top"])
+    weights_lib.load_weights_into(
+        model, weights, variant, args["include_top"], skip_mismatch=args["skip_mismatch"]
+    )
     return model
 
 
@@ -404,6 +413,7 @@ def _validated(
     classifier_activation,
     include_preprocessing,
     normalization,
+    skip_mismatch,
     name,
 ) -> dict:
     """Checks every argument and fills in the defaults that depend on others."""
@@ -435,7 +445,8 @@ def _validated(
         )
     if not isinstance(name, str) or not name:
         raise TypeError(f"`name` must be a non-empty str. Received: name={name!r}")
-    weights_lib.validate_weights_argument(weights, variant, include_top, classes)
+    _check_bool("skip_mismatch", skip_mismatch)
+    weights_lib.validate_weights_argument(weights, variant, include_top, classes, skip_mismatch=skip_mismatch)
     input_shape = _resolve_input_shape(input_shape, input_tensor, default_size, data_format)
     return dict(locals())
 
@@ -495,6 +506,7 @@ def _variant_constructor(key: str):
             "name": f"efficientnet{key}",
             "batch_norm_momentum": 0.99,
             "batch_norm_epsilon": 1e-3,
+            "skip_mismatch": False,
         }
         unknown = sorted(set(kwargs) - set(keyword_only))
         if unknown:

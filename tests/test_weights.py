@@ -1,0 +1,361 @@
+"""weights="imagenet" for B0-B7 from keras.applications files, by name; download faults.
+
+No test downloads: the weight files are written here, in the exact legacy
+layout of keras.applications' files, from randomly initialised
+keras.applications models, and served from a loopback HTTP server.
+"""
+
+import hashlib
+import http.server
+import os
+import socket
+import threading
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from keras_efficientnets import EfficientNetB0, EfficientNetB1, weights
+from keras_efficientnets.weights import WeightsDownloadError
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+_CLASSIFIER_LAYERS = ("avg_pool", "top_dropout", "predictions")
+
+
+def _randomize(model, seed):
+    """Random BN statistics too, so that swapped gamma/beta/mean/variance show up."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, n),
+                    rng.normal(0, 0.2, n),
+                    rng.normal(0, 0.2, n),
+                    rng.uniform(0.5, 1.5, n),
+                ]
+            )
+        elif isinstance(layer, keras.layers.Dense):
+            layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.weights])
+
+
+def _set_true_imagenet_normalization(model):
+    """A fair reference: keras.applications' Normalization with the true ImageNet variance."""
+    layer = model.get_layer("normalization")
+    layer.set_weights([IMAGENET_MEAN, IMAGENET_STD**2, np.array(0)])
+    layer.finalize_state()  # Keras 3 computes with copies made here, not with the variables
+
+
+def write_keras_applications_h5(model, path, include_top=True):
+    """Writes `model`'s weights as tf.keras 2 did for keras.applications' efficientnet*.h5.
+
+    Root attribute `layer_names` (every layer, in order); one group per layer
+    with attribute `weight_names` such as ``stem_conv/kernel:0``; datasets at
+    ``<layer>/<layer>/<weight>:0``; depthwise kernels named
+    ``depthwise_kernel``; the Normalization layer holds the ImageNet std in its
+    variance slot, as the published files do.
+    """
+    layers = [layer for layer in model.layers if include_top or layer.name not in _CLASSIFIER_LAYERS]
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([layer.name.encode("utf8") for layer in layers])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.4.0"
+        for layer in layers:
+            group = f.create_group(layer.name)
+            names, values = [], []
+            for variable in layer.weights:
+                name = variable.name
+                if isinstance(layer, keras.layers.DepthwiseConv2D) and name == "kernel":
+                    name = "depthwise_kernel"
+                names.append(f"{layer.name}/{name}:0")
+                values.append(keras.ops.convert_to_numpy(variable))
+            if layer.name == "normalization":
+                values = [IMAGENET_MEAN, IMAGENET_STD, np.array(0)]
+            # As Keras 2 wrote them: fixed-length byte strings (an empty float array when none).
+            group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
+            for name, value in zip(names, values, strict=True):
+                group.create_dataset(name, data=value)
+
+
+class _Server:
+    """A loopback HTTP server for a folder; `mode` decides how files are sent."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.mode = "good"
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                name = self.path.rsplit("/", 1)[-1]
+                path = os.path.join(server.folder, name)
+                if not os.path.isfile(path):
+                    self.send_error(404)
+                    return
+                with open(path, "rb") as f:
+                    data = f.read()
+                if server.mode == "wrong_bytes":
+                    data = data[:-100] + bytes(100)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if server.mode == "drop":
+                    # Announce the whole file, send half of it, hang up.
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/keras-applications/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _md5(path):
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def b0_files(tmp_path_factory):
+    """A random keras.applications B0 and its top / notop files in the legacy layout."""
+    folder = tmp_path_factory.mktemp("served")
+    reference = keras.applications.EfficientNetB0(weights=None)
+    _randomize(reference, seed=0)
+    write_keras_applications_h5(reference, folder / "efficientnetb0.h5")
+    write_keras_applications_h5(reference, folder / "efficientnetb0_notop.h5", include_top=False)
+    # A fair reference: true ImageNet mean and variance in its Normalization layer.
+    _set_true_imagenet_normalization(reference)
+    return reference, folder
+
+
+@pytest.fixture
+def served(b0_files, tmp_path, monkeypatch):
+    """B0 files on a loopback server, registered with their MD5, and an empty Keras cache."""
+    reference, folder = b0_files
+    server = _Server(folder)
+    monkeypatch.setattr(weights, "KERAS_APPLICATIONS_BASE_URL", server.url)
+    monkeypatch.setitem(
+        weights._KERAS_APPLICATIONS_MD5,
+        "b0",
+        (_md5(folder / "efficientnetb0.h5"), _md5(folder / "efficientnetb0_notop.h5")),
+    )
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    yield server, reference
+    server.close()
+
+
+def _images(size, n=2, seed=1):
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
+
+
+def _snapshot(model):
+    return [keras.ops.convert_to_numpy(w).copy() for w in model.weights]
+
+
+def test_the_test_file_has_the_published_layout_and_keras_applications_reads_it(b0_files):
+    reference, folder = b0_files
+    with h5py.File(folder / "efficientnetb0.h5", "r") as f:
+        assert [n.decode() for n in f.attrs["layer_names"]][:3] == [
+            "input_layer",
+            "rescaling",
+            "normalization",
+        ]
+        assert "block1a_dwconv/block1a_dwconv/depthwise_kernel:0" in f
+        assert "stem_bn/stem_bn/moving_variance:0" in f
+        assert "predictions/predictions/bias:0" in f
+    # keras.applications loads such files by layer order: it must read ours.
+    other = keras.applications.EfficientNetB0(weights=None)
+    other.load_weights(folder / "efficientnetb0.h5")
+    np.testing.assert_array_equal(
+        other.get_layer("block7a_project_bn").get_weights()[3],
+        reference.get_layer("block7a_project_bn").get_weights()[3],
+    )
+
+
+def test_imagenet_b0_equals_keras_applications_on_the_same_weights(served):
+    server, reference = served
+    x = _images(224)
+    model = EfficientNetB0(weights="imagenet")
+    ours, theirs = model.predict(x, verbose=0), reference.predict(x, verbose=0)
+    assert theirs.max() > 0.01  # the random classifier is not uniform: the test can see a mismatch
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+    assert server.requests == ["/keras-applications/efficientnetb0.h5"]
+    cached = os.path.join(os.environ["KERAS_HOME"], "models", "efficientnetb0.h5")
+    assert os.path.isfile(cached)
+
+    # Features without the top come from the notop file, and match too.
+    features = EfficientNetB0(weights="imagenet", include_top=False, pooling="avg")
+    reference_features = keras.Model(reference.input, reference.get_layer("avg_pool").output)
+    np.testing.assert_allclose(
+        features.predict(x, verbose=0), reference_features.predict(x, verbose=0), rtol=1e-4, atol=1e-4
+    )
+    assert server.requests[-1] == "/keras-applications/efficientnetb0_notop.h5"
+
+    # Cached now: a second model makes no request.
+    EfficientNetB0(weights="imagenet")
+    assert len(server.requests) == 2
+
+
+def test_weights_path_reads_the_legacy_h5(b0_files):
+    reference, folder = b0_files
+    x = _images(224)
+    model = EfficientNetB0(weights=str(folder / "efficientnetb0.h5"))
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-4, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("mode, message", [("wrong_bytes", "MD5"), ("drop", "retrieval incomplete")])
+def test_a_bad_download_leaves_no_file_and_the_next_run_succeeds(served, mode, message):
+    server, _ = served
+    server.mode = mode
+    cached = os.path.join(os.environ["KERAS_HOME"], "models", "efficientnetb0.h5")
+    with pytest.raises(WeightsDownloadError, match=message) as info:
+        EfficientNetB0(weights="imagenet")
+    assert server.url + "efficientnetb0.h5" in str(info.value)
+    assert not os.path.exists(cached)
+    server.mode = "good"
+    EfficientNetB0(weights="imagenet")
+    assert _md5(cached) == weights._KERAS_APPLICATIONS_MD5["b0"][0]
+
+
+def test_a_truncated_file_in_the_cache_is_fetched_again(served):
+    server, _ = served
+    cached = os.path.join(os.environ["KERAS_HOME"], "models", "efficientnetb0.h5")
+    os.makedirs(os.path.dirname(cached))
+    data = (server.folder / "efficientnetb0.h5").read_bytes()
+    with open(cached, "wb") as f:
+        f.write(data[: len(data) // 3])
+    EfficientNetB0(weights="imagenet")
+    assert len(server.requests) == 1
+    assert _md5(cached) == weights._KERAS_APPLICATIONS_MD5["b0"][0]
+
+
+def test_no_network_names_the_url_the_cache_path_and_weights_none(served, monkeypatch):
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/keras-applications/"
+    monkeypatch.setattr(weights, "KERAS_APPLICATIONS_BASE_URL", url)
+    with pytest.raises(WeightsDownloadError) as info:
+        EfficientNetB0(weights="imagenet", include_top=False)
+    message = str(info.value)
+    assert url + "efficientnetb0_notop.h5" in message
+    assert os.path.join(os.environ["KERAS_HOME"], "models", "efficientnetb0_notop.h5") in message
+    assert "weights=None" in message
+
+
+def test_weights_path_reads_a_keras_file_by_name(tmp_path):
+    from keras_efficientnets import EfficientNetLite0
+
+    model = EfficientNetLite0(weights=None, include_top=False, input_shape=(64, 64, 3))
+    _randomize(model, seed=5)
+    model.save(tmp_path / "lite0.keras")
+    loaded = EfficientNetLite0(
+        weights=str(tmp_path / "lite0.keras"), include_top=False, input_shape=(64, 64, 3)
+    )
+    x = _images(64)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_corrupt_weights_path_is_a_clear_error(tmp_path, b0_files):
+    _, folder = b0_files
+    data = (folder / "efficientnetb0.h5").read_bytes()
+    path = tmp_path / "broken.h5"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated, corrupt"):
+        EfficientNetB0(weights=str(path))
+
+
+def test_loading_is_all_or_nothing_and_lists_the_problems(b0_files):
+    _, folder = b0_files
+    model = EfficientNetB0(weights=None)
+    before = _snapshot(model)
+    table = weights.read_weights_file(folder / "efficientnetb0.h5")
+    del table["block3b_se_reduce"]  # 2 missing
+    table["extra_layer"] = {"kernel": np.zeros(3)}  # 1 unexpected
+    table["top_conv"]["kernel"] = np.zeros((1, 1, 320, 8))  # 1 mismatched
+    with pytest.raises(ValueError) as info:
+        weights.assign_weights(model, table, ignore_layers=("normalization",))
+    message = str(info.value)
+    assert "nothing was loaded" in message
+    assert "2 model weights have no value" in message and "block3b_se_reduce/kernel" in message
+    assert "1 weights of the file match no model weight: extra_layer/kernel" in message
+    assert "top_conv/kernel (model (1, 1, 320, 1280), file (1, 1, 320, 8))" in message
+    for old, new in zip(before, _snapshot(model), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_a_long_list_of_missing_weights_is_cut_short(b0_files):
+    model = EfficientNetB0(weights=None)
+    with pytest.raises(ValueError, match=r"311 model weights have no value.*\(306 more\)"):
+        weights.assign_weights(model, {})
+
+
+def test_a_b0_file_does_not_load_into_b1(b0_files):
+    _, folder = b0_files
+    message = r"128 model weights have no value in the file: block1b_dwconv/kernel"
+    with pytest.raises(ValueError, match=message):
+        EfficientNetB1(weights=str(folder / "efficientnetb0.h5"), input_shape=(64, 64, 3))
+
+
+def test_other_class_counts_need_include_top_false_or_skip_mismatch(served):
+    with pytest.raises(ValueError, match="include_top=False"):
+        EfficientNetB0(weights="imagenet", classes=10)
+    server, reference = served
+    model = EfficientNetB0(weights=None, classes=10)
+    classifier = model.get_layer("predictions").get_weights()
+    with pytest.warns(UserWarning, match="predictions"):
+        weights.load_weights_into(model, "imagenet", "b0", include_top=True, skip_mismatch=True)
+    # Everything but the classifier comes from the file.
+    np.testing.assert_array_equal(
+        model.get_layer("top_bn").get_weights()[2], reference.get_layer("top_bn").get_weights()[2]
+    )
+    for old, new in zip(classifier, model.get_layer("predictions").get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_variants_without_imagenet_weights_say_so():
+    for variant in ("b8", "l2", "lite3", "lite4"):
+        with pytest.raises(ValueError, match="No ImageNet weights ship.*convert"):
+            weights.validate_weights_argument("imagenet", variant, True, 1000)
+    assert weights.imagenet_source("b7").kind == "keras_applications"
+
+
+@pytest.mark.slow
+def test_imagenet_b1_equals_keras_applications(tmp_path, monkeypatch):
+    reference = keras.applications.EfficientNetB1(weights=None)
+    _randomize(reference, seed=3)
+    write_keras_applications_h5(reference, tmp_path / "efficientnetb1.h5")
+    _set_true_imagenet_normalization(reference)
+    server = _Server(tmp_path)
+    try:
+        monkeypatch.setattr(weights, "KERAS_APPLICATIONS_BASE_URL", server.url)
+        monkeypatch.setitem(
+            weights._KERAS_APPLICATIONS_MD5, "b1", (_md5(tmp_path / "efficientnetb1.h5"), "0" * 32)
+        )
+        monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+        x = _images(240)
+        np.testing.assert_allclose(
+            EfficientNetB1(weights="imagenet").predict(x, verbose=0),
+            reference.predict(x, verbose=0),
+            rtol=1e-4,
+            atol=1e-6,
+        )
+    finally:
+        server.close()
