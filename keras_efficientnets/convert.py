@@ -284,7 +284,7 @@ def write_weights(model, path, *, variant: str, normalization, source: dict) -> 
         "normalization": record.get("name") or {"mean": record["mean"], "std": record["std"]},
         "normalization_constants": {"mean": record["mean"], "std": record["std"]},
         "source": source,
-        "sha256": weights_lib._sha256(path),
+        "sha256": weights_lib.file_digest(path, "sha256"),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     side = weights_lib.sidecar_path(path)

@@ -458,12 +458,10 @@ def _keras_cache_dir() -> str:
     return os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
 
 
-def _md5(path: str) -> str:
-    digest = hashlib.md5()
+def file_digest(path: str, algorithm: str) -> str:
+    """Hex digest of a file's bytes (``"md5"`` for downloads, ``"sha256"`` for sidecars)."""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def _fetch(fname: str, url: str, md5: str) -> str:
@@ -482,7 +480,7 @@ def _fetch(fname: str, url: str, md5: str) -> str:
         os.makedirs(os.path.join(cache_dir, "models"), exist_ok=True)
     target = os.path.join(cache_dir, "models", fname)
     if os.path.isfile(target):
-        if _md5(target) == md5:
+        if file_digest(target, "md5") == md5:
             return target
         os.remove(target)  # stale or truncated: fetch it again
     try:
@@ -573,7 +571,7 @@ def load_weights_into(
     path = os.fspath(weights)
     meta = _read_sidecar(path)
     if meta is not None and meta.get("sha256"):
-        actual = _sha256(path)
+        actual = file_digest(path, "sha256")
         if actual != meta["sha256"]:
             raise ValueError(
                 f"{path!r} does not match the sha256 in its sidecar {sidecar_path(path)!r} "
@@ -583,11 +581,3 @@ def load_weights_into(
     assign_weights(
         model, read_weights_file(path), source=repr(path), skip_mismatch=skip_mismatch, ignore_layers=ignore
     )
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

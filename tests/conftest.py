@@ -8,6 +8,26 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# REFERENCE.md: Keras count_params of every variant: (total with top, trainable with top,
+# total with include_top=False); None where the reference gives no number.
+REFERENCE_PARAMS = {
+    "b0": (5_330_564, 5_288_548, 4_049_564),
+    "b1": (7_856_232, 7_794_184, 6_575_232),
+    "b2": (9_177_562, 9_109_994, 7_768_562),
+    "b3": (12_320_528, 12_233_232, 10_783_528),
+    "b4": (19_466_816, 19_341_616, 17_673_816),
+    "b5": (30_562_520, 30_389_784, 28_513_520),
+    "b6": (43_265_136, 43_040_704, 40_960_136),
+    "b7": (66_658_680, 66_347_960, 64_097_680),
+    "b8": (87_793_174, 87_413_142, None),
+    "l2": (481_399_996, 480_309_308, None),
+    "lite0": (4_694_024, 4_652_008, None),
+    "lite1": (5_470_344, 5_416_680, None),
+    "lite2": (6_150_168, 6_092_072, None),
+    "lite3": (None, 8_197_096, None),
+    "lite4": (None, 13_006_568, None),
+}
+
 
 def randomize_weights(model, seed=0):
     """Gives every weight a random, non-trivial value, BatchNorm statistics included.

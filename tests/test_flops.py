@@ -5,28 +5,10 @@ import math
 import pathlib
 
 import pytest
+from conftest import REFERENCE_PARAMS
 
 from keras_efficientnets.config import BlockArgs, get_default_block_list, get_variant
 from keras_efficientnets.flops import count_flops, count_variant_flops
-
-# Keras count_params of the reference models: (total with top, trainable, total without top).
-REFERENCE_PARAMS = {
-    "b0": (5_330_564, 5_288_548, 4_049_564),
-    "b1": (7_856_232, 7_794_184, 6_575_232),
-    "b2": (9_177_562, 9_109_994, 7_768_562),
-    "b3": (12_320_528, 12_233_232, 10_783_528),
-    "b4": (19_466_816, 19_341_616, 17_673_816),
-    "b5": (30_562_520, 30_389_784, 28_513_520),
-    "b6": (43_265_136, 43_040_704, 40_960_136),
-    "b7": (66_658_680, 66_347_960, 64_097_680),
-    "b8": (87_793_174, 87_413_142, None),
-    "l2": (481_399_996, 480_309_308, None),
-    "lite0": (4_694_024, 4_652_008, None),
-    "lite1": (5_470_344, 5_416_680, None),
-    "lite2": (6_150_168, 6_092_072, None),
-    "lite3": (None, 8_197_096, None),
-    "lite4": (None, 13_006_568, None),
-}
 
 # GMACs at the native resolution: timm's table (B) and the reference README (Lite).
 REFERENCE_GMACS = {
