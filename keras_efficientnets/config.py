@@ -22,7 +22,6 @@ __all__ = [
     "Variant",
     "VARIANTS",
     "DEFAULT_BLOCK_STRINGS",
-    "STEM_FILTERS",
     "HEAD_FILTERS",
     "decode_block_string",
     "encode_block_string",
@@ -30,8 +29,8 @@ __all__ = [
     "get_variant",
 ]
 
-# The stem and head widths of B0, before width scaling.
-STEM_FILTERS = 32
+# The head width of B0, before width scaling. (The stem makes the first
+# stage's input_filters: 32 for B0.)
 HEAD_FILTERS = 1280
 
 # The seven stages of EfficientNet-B0 (the paper's Table 1), as block strings.

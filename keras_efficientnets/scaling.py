@@ -11,7 +11,7 @@ import dataclasses
 import math
 import string
 
-from keras_efficientnets.config import HEAD_FILTERS, STEM_FILTERS, BlockArgs
+from keras_efficientnets.config import HEAD_FILTERS, BlockArgs
 
 __all__ = ["BlockPlan", "ModelPlan", "round_filters", "round_repeats", "plan_model"]
 
@@ -140,16 +140,17 @@ def plan_model(
         repeats = stage.num_repeat if keep_repeats else round_repeats(stage.num_repeat, depth_coefficient)
         stages.append((stage, repeats))
 
-    stem_filters = STEM_FILTERS if fix_stem_and_head else scale_filters(STEM_FILTERS)
+    # The stem makes the channels the first stage takes (32 for B0's stages).
+    # Lite keeps it unscaled, so its first stage takes 32 channels even where
+    # scaling would say otherwise (Lite3 and Lite4: 40 and 48).
+    first_input = block_args_list[0].input_filters
+    stem_filters = first_input if fix_stem_and_head else scale_filters(first_input)
     total_blocks = sum(repeats for _, repeats in stages)
     blocks = []
     for stage_index, (stage, repeats) in enumerate(stages):
-        # With a fixed stem the first stage receives the stem's channels, whatever
-        # its scaled input_filters would be (Lite3 and Lite4: 32, not 40 or 48).
-        fixed_input = fix_stem_and_head and stage_index == 0
         first = dataclasses.replace(
             stage,
-            input_filters=stem_filters if fixed_input else scale_filters(stage.input_filters),
+            input_filters=stem_filters if stage_index == 0 else scale_filters(stage.input_filters),
             output_filters=scale_filters(stage.output_filters),
             num_repeat=1,
             se_ratio=stage.se_ratio if use_se else None,

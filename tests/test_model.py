@@ -330,3 +330,11 @@ def test_builder_fuzz_raises_only_value_and_type_errors(
         assert "Received" in str(error) or "got an unexpected" in str(error)
     else:
         assert model.count_params() > 0
+
+
+def test_the_stem_feeds_the_first_stage_whatever_its_width():
+    stages = [BlockArgs(16, 16, 3, 1, 1, 0.25, 1), BlockArgs(16, 24, 3, 2, 2, 0.25, 6)]
+    model = EfficientNet((64, 64, 3), stages, 1.0, 1.0, classes=3)
+    assert model.get_layer("stem_conv").filters == 16
+    assert model.get_layer("block1a_add") is not None  # 16 -> 16 at stride 1 keeps the residual.
+    assert infer(model, random_images(1, 64)).shape == (1, 3)
