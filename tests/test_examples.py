@@ -1,0 +1,46 @@
+"""The scripts in examples/ run end to end, with tiny settings."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name, *args, cwd):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_custom_family_searches_and_builds_what_it_counted(tmp_path):
+    out = run_example("custom_family.py", "--search-per-coeff", "4", "--max-phi", "1", cwd=tmp_path)
+    lines = [line for line in out.splitlines() if line.startswith("phi=")]
+    assert len(lines) == 2
+    for line in lines:
+        # Parameters of the built model == the count made without building it.
+        built, counted = re.search(
+            r": ([\d,]+) parameters \(counted without building: ([\d,]+)\)", line
+        ).groups()
+        assert built == counted, line
+
+
+@pytest.mark.slow
+def test_finetune_folder_trains_on_a_synthetic_folder(tmp_path):
+    out = run_example(
+        "finetune_folder.py", "--epochs", "1", "--image-size", "32", "--out", "tiny.keras", cwd=tmp_path
+    )
+    assert "classes: ['blue', 'red']" in out
+    assert (tmp_path / "tiny.keras").stat().st_size > 0
