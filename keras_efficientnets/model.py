@@ -62,6 +62,7 @@ def EfficientNet(
     include_preprocessing: bool = True,
     normalization="imagenet",
     skip_mismatch: bool = False,
+    remat: bool = False,
     name: str = "efficientnet",
 ) -> keras.Model:
     """Builds an EfficientNet from a list of stages.
@@ -107,6 +108,15 @@ def EfficientNet(
             weight file's sidecar overrides it with its own constants.
         skip_mismatch: Load every weight but those whose shape differs (a
             classifier for another number of classes), which stay random.
+        remat: Trade compute for memory in training: each block's branch
+            becomes a nested model (``block2a``...) that Keras rematerializes,
+            recomputing its activations in the backward pass instead of
+            storing them. Same outputs and gradients. Block layers are then
+            reached through their block, e.g.
+            ``model.get_layer("block2a").get_layer("block2a_expand_conv")``;
+            build without remat (and copy the weights) for `fold_batch_norm`.
+            A saved remat model reloads without this package and computes the
+            same, but trains without remat.
         name: Model name.
 
     Returns:
@@ -151,7 +161,7 @@ def _build(*, variant, **kwargs) -> keras.Model:
         x = builder.normalize(x, normalization)
     x = builder.conv_bn_act(x, plan.stem_filters, 3, strides=2, prefix="stem")
     for block in plan.blocks:
-        x = builder.mbconv(x, block)
+        x = builder.mbconv(x, block, remat=args["remat"])
     x = builder.conv_bn_act(x, plan.head_filters, 1, strides=1, prefix="top")
     x = builder.top(
         x,
@@ -162,10 +172,29 @@ def _build(*, variant, **kwargs) -> keras.Model:
         args["classifier_activation"],
     )
     model = keras.Model(inputs, x, name=args["name"])
+    if args["remat"] and weights is not None:
+        # The loaders match top-level layer names; load into the plain twin and copy across.
+        plain = _build(
+            variant=variant,
+            **{**kwargs, "remat": False, "input_tensor": None, "input_shape": args["input_shape"]},
+        )
+        for layer in _leaf_layers(model):
+            if layer.weights:
+                layer.set_weights(plain.get_layer(layer.name).get_weights())
+        return model
     weights_lib.load_weights_into(
         model, weights, variant, args["include_top"], skip_mismatch=args["skip_mismatch"]
     )
     return model
+
+
+def _leaf_layers(model):
+    """Every layer of `model`, with nested models replaced by their own layers."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
 
 
 class _GraphBuilder:
@@ -233,8 +262,38 @@ class _GraphBuilder:
         x = self.batch_norm(x, name=f"{prefix}_bn")
         return layers.Activation(self.activation, name=f"{prefix}_activation")(x)
 
-    def mbconv(self, inputs, block: BlockPlan):
+    def mbconv(self, inputs, block: BlockPlan, remat: bool = False):
         """One inverted-bottleneck block (MBConv) with optional squeeze-excite."""
+        x = self.remat_branch(inputs, block) if remat else self.branch(inputs, block)
+        if block.has_residual:
+            if block.drop_rate > 0:
+                # Drop connect: drop the whole residual branch per sample.
+                x = layers.Dropout(block.drop_rate, noise_shape=(None, 1, 1, 1), name=f"{block.name}drop")(x)
+            x = layers.Add(name=f"{block.name}add")([x, inputs])
+        return x
+
+    def remat_branch(self, inputs, block: BlockPlan):
+        """The block's branch as a nested functional model that Keras rematerializes.
+
+        Only the block's input is kept for the backward pass; the expanded
+        activations inside (6x wider) are recomputed. The nested model is named
+        after the block (``block2a``) and holds the usual layers
+        (``block2a_expand_conv``...), so `model.get_layer` finds the blocks, and
+        a saved model is still made of built-in Keras layers only. Drop connect
+        and the residual add stay outside: a recomputed Dropout would draw a
+        different mask from the forward pass.
+        """
+        branch_input = layers.Input(shape=inputs.shape[1:], name=f"{block.name}input")
+        branch_output = self.branch(branch_input, block)
+        # Only the nested model is created in the scope: its layers must not be
+        # rematerialized one by one as well.
+        with keras.RematScope(mode="full"):
+            branch = keras.Model(branch_input, branch_output, name=block.name.rstrip("_"))
+        branch.rematerialized_call = _remat_with_bound_keywords
+        return branch(inputs)
+
+    def branch(self, inputs, block: BlockPlan):
+        """Expansion, depthwise, squeeze-excite and projection: the block without its residual."""
         args, name = block.args, block.name
         x = inputs
 
@@ -272,14 +331,7 @@ class _GraphBuilder:
 
         # Projection: back to few channels, linear (no activation).
         x = self.conv(x, args.output_filters, 1, 1, name=f"{name}project_conv")
-        x = self.batch_norm(x, name=f"{name}project_bn")
-
-        if block.has_residual:
-            if block.drop_rate > 0:
-                # Drop connect: drop the whole residual branch per sample.
-                x = layers.Dropout(block.drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
-            x = layers.Add(name=f"{name}add")([x, inputs])
-        return x
+        return self.batch_norm(x, name=f"{name}project_bn")
 
     def top(self, x, include_top, pooling, classes, dropout_rate, classifier_activation):
         if include_top:
@@ -300,6 +352,55 @@ class _GraphBuilder:
         if pooling == "max":
             return layers.GlobalMaxPooling2D(data_format=self.data_format, name="max_pool")(x)
         return x
+
+
+def _remat_with_bound_keywords(call, *args, **kwargs):
+    """`keras.remat` of a nested model's call, with its keyword arguments bound in a closure.
+
+    Keras's own `RematScope(mode="full")` hands ``training=...`` to
+    `keras.remat` as a keyword, which TensorFlow's graph-mode
+    ``recompute_grad`` rejects and JAX's ``checkpoint`` turns into a traced
+    value that BatchNormalization cannot branch on. Only tensors go through.
+
+    Variable updates (BatchNormalization's moving statistics) are collected
+    inside the rematerialized function and returned as outputs, then assigned
+    outside it: once per step, although the backward pass runs the function
+    again, and without a JAX tracer escaping ``checkpoint``.
+    """
+
+    def rematerialized(*call_args, **call_kwargs):
+        variables = call.__self__.non_trainable_variables
+
+        def run(*tensors):
+            with _UpdateCollector() as collector:
+                outputs = call(*tensors, **call_kwargs)
+            return outputs, collector.updates(variables)
+
+        outputs, updates = keras.remat(run)(*call_args)
+        for variable in variables:
+            if id(variable) in updates:
+                variable.assign(updates[id(variable)])
+        return outputs
+
+    return rematerialized
+
+
+class _UpdateCollector(keras.StatelessScope):
+    """A StatelessScope that reads variables through the scope around it, if any.
+
+    JAX's training step runs the whole model in a StatelessScope of traced
+    values; a block must read those, not the variables' stored values.
+    """
+
+    def get_current_value(self, variable):
+        value = super().get_current_value(variable)
+        if value is None and self.original_scope is not None:
+            return self.original_scope.get_current_value(variable)
+        return value
+
+    def updates(self, variables) -> dict:
+        """The values assigned in this scope, by variable id."""
+        return {id(v): self.state_mapping[id(v)] for v in variables if id(v) in self.state_mapping}
 
 
 def _classifier_dtype():
@@ -414,6 +515,7 @@ def _validated(
     include_preprocessing,
     normalization,
     skip_mismatch,
+    remat,
     name,
 ) -> dict:
     """Checks every argument and fills in the defaults that depend on others."""
@@ -446,6 +548,7 @@ def _validated(
     if not isinstance(name, str) or not name:
         raise TypeError(f"`name` must be a non-empty str. Received: name={name!r}")
     _check_bool("skip_mismatch", skip_mismatch)
+    _check_bool("remat", remat)
     weights_lib.validate_weights_argument(weights, variant, include_top, classes, skip_mismatch=skip_mismatch)
     input_shape = _resolve_input_shape(input_shape, input_tensor, default_size, data_format)
     return dict(locals())
@@ -507,6 +610,7 @@ def _variant_constructor(key: str):
             "batch_norm_momentum": 0.99,
             "batch_norm_epsilon": 1e-3,
             "skip_mismatch": False,
+            "remat": False,
         }
         unknown = sorted(set(kwargs) - set(keyword_only))
         if unknown:
