@@ -34,7 +34,7 @@ _LAZY = {
         "EfficientNetLite4",
     ],
     "preprocessing": ["decode_predictions", "preprocess_input"],
-    "inference": ["fold_batch_norm"],
+    "inference": ["OnnxPredictor", "export_onnx", "fold_batch_norm"],
     "weights": ["WeightsDownloadError"],
 }
 _LAZY_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import keras
 import numpy as np
 
-__all__ = ["fold_batch_norm"]
+__all__ = ["OnnxPredictor", "export_onnx", "fold_batch_norm"]
+
+ONNX_INPUT_NAME = "images"
 
 _FOLDABLE = ("Conv2D", "DepthwiseConv2D")
 _INFERENCE_NO_OPS = ("Dropout",)
@@ -171,3 +175,98 @@ def _batch_norm_parameters(batch_norm):
     gamma = values.get("gamma", np.ones_like(mean))
     beta = values.get("beta", np.zeros_like(mean))
     return gamma, beta, mean, variance
+
+
+# ---------------------------------------------------------------------------
+# ONNX: export through Keras's own exporter, run with ONNX Runtime.
+
+
+def export_onnx(model: keras.Model, path: str | os.PathLike, *, opset: int | None = None) -> Path:
+    """Writes `model` as an ONNX file that ONNX Runtime (or OpenVINO) can run.
+
+    A thin wrapper around ``model.export(path, format="onnx")`` that works on a
+    model that has never been called, names the input ``images`` and keeps the
+    batch size (and any spatial size left None) dynamic. The models of this
+    package export as they are: their input normalization is a weightless
+    Rescaling layer, so no constant goes missing in the graph. Fold the
+    BatchNorm first (`fold_batch_norm`) for a smaller file; ONNX Runtime
+    folds it either way. Needs ``tf2onnx`` on the TensorFlow backend
+    (``pip install "keras_efficientnets[onnx]"``).
+
+    Args:
+        model: A single-input Keras model, e.g. any model of this package.
+        path: Where to write the ``.onnx`` file; parent folders must exist.
+        opset: ONNX opset version; None for the exporter's default.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> from keras_efficientnets import EfficientNetLite0
+        >>> model = EfficientNetLite0(weights=None, input_shape=(96, 96, 3))
+        >>> path = export_onnx(model, "/tmp/lite0.onnx")  # doctest: +SKIP
+        >>> OnnxPredictor(path)(np.zeros((1, 96, 96, 3), "float32")).shape  # doctest: +SKIP
+        (1, 1000)
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"`export_onnx` supports models with one input; this one has {len(model.inputs)}. "
+            f"Received: model.inputs={model.inputs!r}"
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a str or os.PathLike. Received: path={path!r}")
+    if opset is not None and (not isinstance(opset, int) or isinstance(opset, bool) or opset < 1):
+        raise ValueError(f"`opset` must be None or a positive integer. Received: opset={opset!r}")
+    path = Path(path)
+    signature = [keras.InputSpec(shape=model.input_shape, dtype=model.inputs[0].dtype, name=ONNX_INPUT_NAME)]
+    model.export(str(path), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
+    return path
+
+
+class OnnxPredictor:
+    """Runs an exported model with ONNX Runtime on the CPU; a drop-in for ``model.predict``.
+
+    Args:
+        path: An ``.onnx`` file, e.g. written by `export_onnx`.
+        threads: Intra-op threads; None lets ONNX Runtime use every core.
+
+    Example:
+        >>> predictor = OnnxPredictor("/tmp/lite0.onnx")  # doctest: +SKIP
+        >>> predictor.predict(np.zeros((64, 96, 96, 3), "float32"), batch_size=32).shape  # doctest: +SKIP
+        (64, 1000)
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ImportError(
+                'OnnxPredictor needs onnxruntime: pip install "keras_efficientnets[onnx]"'
+            ) from error
+        if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+            raise FileNotFoundError(f"No ONNX file at `path`. Received: path={path!r}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise ValueError(f"`threads` must be None or a positive integer. Received: threads={threads!r}")
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, images) -> np.ndarray:
+        """The model's output for one batch of images (RGB in [0, 255] for this package's models)."""
+        images = np.asarray(images, dtype="float32")
+        return self.session.run(None, {self.input_name: images})[0]
+
+    def predict(self, images, batch_size: int = 32) -> np.ndarray:
+        """The outputs for any number of images, run `batch_size` at a time."""
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+        images = np.asarray(images, dtype="float32")
+        return np.concatenate(
+            [self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+        )
