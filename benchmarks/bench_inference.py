@@ -1,0 +1,166 @@
+"""Inference images/s: ours (plain and folded) vs keras.applications, ONNX Runtime and OpenVINO.
+
+Every runtime runs the same weights (random: timing does not depend on their
+values) at the variant's native resolution, on random RGB images. Keras models
+run through ``predict_on_batch`` (the compiled path), ONNX Runtime and OpenVINO
+through their own sessions on our ONNX export (OpenVINO reads the ONNX file;
+``model.export(format="openvino")`` gives the same graph, more slowly), OpenVINO twice: forced to
+fp32 like the others, and at its default precision, bf16 on CPUs with bf16 units. Printed:
+median images/s over the repeats, and the ratio to keras.applications at the
+same batch size. JAX and PyTorch backends run ours at B0, batch 32, each in its
+own subprocess (the Keras backend is fixed per process).
+
+Run:
+
+    python benchmarks/bench_inference.py [--variants b0,b3] [--batches 1,32] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def repeats_for(batch: int, repeats: int) -> int:
+    # Batch 1 takes milliseconds: more repeats for a stable median at no real cost.
+    return repeats * 4 if batch == 1 else repeats
+
+
+def time_runner(run, images, repeats) -> float:
+    seconds = common.median_seconds(lambda: run(images), repeats, warmup=2)
+    return len(images) / seconds
+
+
+def bench_tensorflow(variants, batches, repeats):
+    import keras
+    import numpy as np
+
+    import keras_efficientnets as ke
+    from keras_efficientnets.config import get_variant
+    from keras_efficientnets.inference import OnnxPredictor, export_onnx, fold_batch_norm
+
+    peak = common.matmul_gflops()
+    common.emit(kind="matmul", gflops=peak)
+    rng = np.random.default_rng(0)
+    for name in variants:
+        resolution = get_variant(name).resolution
+        gmacs = ke.count_variant_flops(name).gmacs
+        ours = getattr(ke, get_variant(name).constructor_name)(weights=None)
+        runners = {
+            "keras.applications": keras_applications_twin_runner(ours),
+            "ours": ours.predict_on_batch,
+            "ours folded": fold_batch_norm(ours).predict_on_batch,
+        }
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            onnx_path = export_onnx(ours, Path(folder) / f"{name}.onnx")
+            common.emit(kind="onnx_export", variant=name, seconds=time.perf_counter() - start)
+            runners["ONNX Runtime"] = OnnxPredictor(onnx_path)
+            openvino_runner = openvino_runner_for(onnx_path)
+            for batch in batches:
+                images = rng.uniform(0, 255, (batch, resolution, resolution, 3)).astype("float32")
+                if openvino_runner is not None:
+                    runners["OpenVINO fp32"] = openvino_runner(batch, resolution, "f32")
+                    default = openvino_runner.default_precision
+                    runners[f"OpenVINO default ({default})"] = openvino_runner(batch, resolution, None)
+                for runtime, run in runners.items():
+                    images_per_second = time_runner(run, images, repeats_for(batch, repeats))
+                    common.emit(
+                        kind="inference",
+                        variant=name,
+                        batch=batch,
+                        runtime=runtime,
+                        backend="tensorflow" if runtime.startswith(("ours", "keras")) else "-",
+                        images_per_second=images_per_second,
+                        gflops=gmacs * 2 * images_per_second,
+                        peak_fraction=gmacs * 2 * images_per_second / peak,
+                    )
+        keras.utils.clear_session()
+
+
+def keras_applications_twin_runner(ours):
+    return common.keras_applications_twin(ours).predict_on_batch
+
+
+def openvino_runner_for(onnx_path):
+    """A factory of compiled OpenVINO models per batch size, or None without openvino."""
+    try:
+        import openvino
+    except ImportError:
+        print("openvino is not installed: no OpenVINO rows", flush=True)
+        return None
+    core = openvino.Core()
+
+    def compiled_for(batch, resolution, precision):
+        model = openvino.convert_model(str(onnx_path))
+        model.reshape([batch, resolution, resolution, 3])
+        config = {} if precision is None else {"INFERENCE_PRECISION_HINT": precision}
+        compiled = core.compile_model(model, "CPU", config)
+        return lambda images: compiled(images)[0]
+
+    # On CPUs with bf16 units (AMX, AVX512-BF16) OpenVINO computes in bf16 unless told otherwise.
+    compiled_for.default_precision = core.get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
+    return compiled_for
+
+
+def bench_this_backend(repeats):
+    """Ours at B0, batch 32, on the backend of this process (KERAS_BACKEND)."""
+    import keras
+    import numpy as np
+
+    import keras_efficientnets as ke
+
+    model = ke.EfficientNetB0(weights=None)
+    images = np.random.default_rng(0).uniform(0, 255, (32, 224, 224, 3)).astype("float32")
+    images_per_second = time_runner(model.predict_on_batch, images, repeats)
+    common.emit(
+        kind="inference",
+        variant="b0",
+        batch=32,
+        runtime="ours",
+        backend=keras.backend.backend(),
+        images_per_second=images_per_second,
+        gflops=ke.count_variant_flops("b0").gmacs * 2 * images_per_second,
+    )
+
+
+def bench_other_backends(repeats):
+    for backend in ("jax", "torch"):
+        environment = {**os.environ, "KERAS_BACKEND": backend}
+        command = [sys.executable, __file__, "--this-backend-only", "--repeats", str(repeats)]
+        completed = subprocess.run(command, env=environment, cwd=ROOT, capture_output=True, text=True)
+        lines = [line for line in completed.stdout.splitlines() if line.startswith(common.RESULT_PREFIX)]
+        if completed.returncode or not lines:
+            print(f"{backend} backend failed:\n{completed.stderr[-2000:]}", flush=True)
+        for line in lines:
+            print(line, flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="b0,b3")
+    parser.add_argument("--batches", default="1,32")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs at batch 32 (x4 at batch 1)")
+    parser.add_argument("--no-backends", action="store_true", help="skip the JAX and PyTorch rows")
+    parser.add_argument("--this-backend-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.this_backend_only:
+        bench_this_backend(args.repeats)
+        return
+    bench_tensorflow(args.variants.split(","), [int(b) for b in args.batches.split(",")], args.repeats)
+    if not args.no_backends:
+        bench_other_backends(args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Training step and peak memory: ours vs keras.applications, and ours with remat=True.
+
+One SGD step (``train_on_batch``, ``training=True``, TF backend) on random
+images and labels. Each configuration runs in its own subprocess, so the peak
+resident memory (``ru_maxrss``) of one does not hide the other's; the peak
+includes TensorFlow itself (about 1 GiB before the model exists), printed
+separately as the baseline. Printed: median steps/s after a warm-up step
+(which traces the graph), peak RSS, and ratios to keras.applications and to
+ours without remat.
+
+Run:
+
+    python benchmarks/bench_train.py [--batch 16] [--size 224] [--steps 3] [--remat-batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+MODELS = ("keras.applications", "ours", "ours remat")
+
+
+def one_configuration(model_name, batch, size, steps):
+    import keras
+    import numpy as np
+
+    import keras_efficientnets as ke
+
+    baseline = common.peak_rss_mib()
+    ours = ke.EfficientNetB0(weights=None, input_shape=(size, size, 3), remat=model_name == "ours remat")
+    model = common.keras_applications_twin(ours) if model_name == "keras.applications" else ours
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    labels = rng.integers(0, 1000, (batch,))
+    seconds = common.median_seconds(lambda: model.train_on_batch(images, labels), steps, warmup=1)
+    common.emit(
+        kind="train",
+        model=model_name,
+        batch=batch,
+        size=size,
+        steps_per_second=1 / seconds,
+        peak_rss_mib=common.peak_rss_mib(),
+        baseline_rss_mib=baseline,
+    )
+
+
+def run_in_subprocess(model_name, batch, size, steps):
+    command = [sys.executable, __file__, "--one", model_name, "--batch", str(batch), "--size", str(size)]
+    command += ["--steps", str(steps)]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(common.RESULT_PREFIX)]
+    if completed.returncode or not lines:
+        print(f"{model_name} failed:\n{completed.stderr[-2000:]}", flush=True)
+    for line in lines:
+        print(line, flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--remat-batch", type=int, default=32, help="also ours with and without remat at this batch; 0: skip"
+    )
+    parser.add_argument("--one", choices=MODELS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        one_configuration(args.one, args.batch, args.size, args.steps)
+        return
+    for model_name in MODELS:
+        run_in_subprocess(model_name, args.batch, args.size, args.steps)
+    if args.remat_batch:
+        for model_name in ("ours", "ours remat"):
+            run_in_subprocess(model_name, args.remat_batch, args.size, max(1, args.steps - 1))
+
+
+if __name__ == "__main__":
+    main()

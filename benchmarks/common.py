@@ -1,0 +1,92 @@
+"""Helpers shared by the benchmark scripts: timing, peak memory, machine facts, peer models.
+
+Each benchmark script prints one JSON object per measurement on a line that
+starts with ``RESULT``, so `run_all.py` can run it in a subprocess and collect
+the figures; what else it prints is for a human.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+RESULT_PREFIX = "RESULT "
+
+
+def emit(**fields):
+    """Prints one measurement for `run_all.py` (and the reader)."""
+    print(RESULT_PREFIX + json.dumps(fields), flush=True)
+
+
+def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `fn()` over `repeats` runs, after `warmup` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> dict:
+    """Versions of the packages the figures depend on; absent ones are left out."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for package in ("keras", "tensorflow", "jax", "torch", "onnxruntime", "tf2onnx", "openvino", "numpy"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[package] = metadata.version(package)
+    return found
+
+
+def keras_applications_twin(ours):
+    """keras.applications' model of the same variant and input size, holding `ours`'s weights.
+
+    The layer names are the same (they are the contract with the published
+    weight files); keras.applications' Normalization layer has no peer in
+    ours (a weightless Rescaling) and keeps its ImageNet constants.
+    """
+    import keras
+
+    constructor = getattr(keras.applications, ours.name.replace("efficientnetb", "EfficientNetB"))
+    peer = constructor(weights=None, input_shape=ours.input_shape[1:])
+    for layer in peer.layers:
+        if layer.weights and layer.name != "normalization":
+            layer.set_weights(ours.get_layer(layer.name).get_weights())
+    return peer
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of a square TensorFlow matmul: the practical peak to compare models with."""
+    import numpy as np
+    import tensorflow as tf
+
+    a = tf.constant(np.random.default_rng(0).standard_normal((size, size), dtype="float32"))
+    matmul = tf.function(lambda: tf.matmul(a, a))
+    seconds = median_seconds(lambda: matmul().numpy(), repeats, warmup=2)
+    return 2 * size**3 / seconds / 1e9

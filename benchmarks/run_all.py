@@ -1,0 +1,179 @@
+"""Runs every benchmark once, each in its own subprocess, and writes BENCHMARKS.md.
+
+Run (about 10 minutes on 2 cores; ``make bench`` does the same):
+
+    python benchmarks/run_all.py [--repeats 3] [--output BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEER = "keras.applications"
+
+
+def run_script(script, *arguments):
+    """Runs one benchmark script, echoing its output; returns its RESULT records."""
+    print(f"== {script} {' '.join(arguments)}", flush=True)
+    completed = subprocess.run(
+        [sys.executable, str(HERE / script), *arguments], cwd=ROOT, capture_output=True, text=True
+    )
+    records = []
+    for line in completed.stdout.splitlines():
+        print(line, flush=True)
+        if line.startswith(common.RESULT_PREFIX):
+            records.append(json.loads(line[len(common.RESULT_PREFIX) :]))
+    if completed.returncode:
+        print(completed.stderr[-3000:], flush=True)
+    return records
+
+
+def inference_table(records):
+    matmul = next(r["gflops"] for r in records if r["kind"] == "matmul")
+    rows = [r for r in records if r["kind"] == "inference"]
+    peers = {(r["variant"], r["batch"]): r["images_per_second"] for r in rows if r["runtime"] == PEER}
+    lines = [
+        f"fp32 matmul (2048 x 2048, TensorFlow) in the same run: **{matmul:.0f} GFLOP/s**, the peak below "
+        "(a practical fp32 one: OpenVINO at its default bf16 precision can go past 100%).",
+        "",
+        "| variant | batch | runtime | backend | images/s | vs keras.applications | GFLOP/s | % of peak |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        peer = peers.get((r["variant"], r["batch"]))
+        ratio = f"{r['images_per_second'] / peer:.2f}x" if peer else "-"
+        percent = 100 * r["gflops"] / matmul
+        lines.append(
+            f"| {r['variant'].upper()} | {r['batch']} | {r['runtime']} | {r['backend']} | "
+            f"{r['images_per_second']:.1f} | {ratio} | {r['gflops']:.1f} | {percent:.0f}% |"
+        )
+    exports = [r for r in records if r["kind"] == "onnx_export"]
+    if exports:
+        lines += [
+            "",
+            "ONNX export (`export_onnx`, tf2onnx) took "
+            + ", ".join(f"{r['seconds']:.0f} s for {r['variant'].upper()}" for r in exports)
+            + ".",
+        ]
+    return lines
+
+
+def train_table(records):
+    rows = [r for r in records if r["kind"] == "train"]
+    by_key = {(r["model"], r["batch"]): r for r in rows}
+    lines = [
+        "| model | batch | steps/s | images/s | peak RSS (MiB) | RSS above TF baseline (MiB) | "
+        "speed vs reference | peak RSS vs reference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        reference = by_key.get((PEER, r["batch"])) or by_key.get(("ours", r["batch"]))
+        reference_name = PEER if (PEER, r["batch"]) in by_key else "ours"
+        speed = f"{r['steps_per_second'] / reference['steps_per_second']:.2f}x {reference_name}"
+        memory = f"{r['peak_rss_mib'] / reference['peak_rss_mib']:.2f}x {reference_name}"
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['steps_per_second']:.3f} | "
+            f"{r['steps_per_second'] * r['batch']:.1f} | {r['peak_rss_mib']:.0f} | "
+            f"{r['peak_rss_mib'] - r['baseline_rss_mib']:.0f} | {speed} | {memory} |"
+        )
+    plain, remat = by_key.get(("ours", 32)), by_key.get(("ours remat", 32))
+    if plain and remat:
+        above = (remat["peak_rss_mib"] - remat["baseline_rss_mib"]) / (
+            plain["peak_rss_mib"] - plain["baseline_rss_mib"]
+        )
+        lines += [
+            "",
+            f"remat at B0, batch 32, 224 px: peak RSS {remat['peak_rss_mib'] / plain['peak_rss_mib']:.2f}x "
+            f"the default's (whole process; {above:.2f}x counting only what the model adds above "
+            f"TensorFlow's baseline), at {remat['steps_per_second'] / plain['steps_per_second']:.2f}x "
+            "its steps/s.",
+        ]
+    return lines
+
+
+def build_table(records):
+    rows = [r for r in records if r["kind"] == "build"]
+    peers = {r["variant"]: r["seconds"] for r in rows if r["model"] == PEER}
+    lines = ["| variant | model | build s | time vs keras.applications |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['variant'].upper()} | {r['model']} | {r['seconds']:.2f} | "
+            f"{r['seconds'] / peers[r['variant']]:.2f}x |"
+        )
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--from-log", help="render the RESULT lines of a saved run instead of running")
+    parser.add_argument("--minutes", type=float, default=0.0, help="with --from-log: the run's duration")
+    args = parser.parse_args()
+
+    if args.from_log:
+        # Re-renders the tables from the RESULT lines of an earlier run's output.
+        records = [
+            json.loads(line[len(common.RESULT_PREFIX) :])
+            for line in Path(args.from_log).read_text().splitlines()
+            if line.startswith(common.RESULT_PREFIX)
+        ]
+        minutes = args.minutes
+    else:
+        start = time.perf_counter()
+        records = run_script("bench_inference.py", "--repeats", str(args.repeats))
+        records += run_script("bench_train.py")
+        records += run_script("bench_build.py")
+        minutes = (time.perf_counter() - start) / 60
+    Path(args.output).write_text(render(records, minutes))
+    print(f"wrote {args.output} ({minutes:.1f} min)")
+
+
+def render(records, minutes) -> str:
+    """BENCHMARKS.md from the records of one run."""
+    versions = ", ".join(f"{name} {version}" for name, version in common.versions().items())
+    text = [
+        "# Benchmarks",
+        "",
+        "Written by `python benchmarks/run_all.py` (`make bench`); every figure below comes from one run "
+        "on the machine described. Random weights (timing does not depend on their values), the same "
+        "weights in every runtime of a row group. How each figure is measured: benchmarks/README.md.",
+        "",
+        f"- Date: {datetime.date.today().isoformat()}; run took {minutes:.1f} min",
+        f"- CPU: {common.cpu_model()}, {os.cpu_count()} cores visible to the process",
+        f"- Versions: {versions}",
+        "- Medians over the repeats; TensorFlow backend unless the backend column says otherwise.",
+        "- On a shared machine (as for this run: a CI job and other work beside it) single figures move "
+        "by 10-30% between runs; the TF rows of ours and keras.applications run the same layers, so "
+        "only a difference beyond that, repeated, says something.",
+        "",
+        "## Inference (native resolution: B0 224 px, B3 300 px)",
+        "",
+        *inference_table(records),
+        "",
+        "## Training step (B0, 224 px, SGD, `train_on_batch`; each row its own process)",
+        "",
+        *train_table(records),
+        "",
+        "## Build time (weights=None)",
+        "",
+        *build_table(records),
+        "",
+    ]
+    return "\n".join(text)
+
+
+if __name__ == "__main__":
+    main()
