@@ -42,3 +42,18 @@ def test_export_onnx_rejects_bad_arguments(tmp_path):
         export_onnx(model, 3)
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
         OnnxPredictor(tmp_path / "missing.onnx")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [v.constructor_name for k, v in ke.config.VARIANTS.items() if k != "l2"])
+def test_every_variant_exports_to_onnx(name, tmp_path):
+    # Small images keep this quick: the graph and the weights are those of the full model.
+    model = randomize_weights(
+        getattr(ke, name)(
+            weights=None, input_shape=(64, 64, 3), include_preprocessing=False, classifier_activation=None
+        )
+    )
+    x = random_images(1, 64, seed=2) / 255.0
+    np.testing.assert_allclose(
+        OnnxPredictor(export_onnx(model, tmp_path / "m.onnx"))(x), infer(model, x), atol=1e-4
+    )
