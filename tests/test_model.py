@@ -338,3 +338,17 @@ def test_the_stem_feeds_the_first_stage_whatever_its_width():
     assert model.get_layer("stem_conv").filters == 16
     assert model.get_layer("block1a_add") is not None  # 16 -> 16 at stride 1 keeps the residual.
     assert infer(model, random_images(1, 64)).shape == (1, 3)
+
+
+def test_channels_first_computes_what_channels_last_does():
+    stages = tiny_stages()
+    last = randomize_weights(EfficientNet((64, 64, 3), stages, 1.0, 1.0, classifier_activation=None))
+    first = EfficientNet(
+        (3, 64, 64), stages, 1.0, 1.0, classifier_activation=None, data_format="channels_first"
+    )
+    assert first.get_layer("stem_bn").axis in (1, [1])
+    first.set_weights(last.get_weights())
+    x = random_images(2, 64)
+    expected = infer(last, x)
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(infer(first, np.transpose(x, (0, 3, 1, 2))), expected, atol=1e-4, rtol=0)
