@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -138,12 +137,7 @@ def bench_other_backends(repeats):
     for backend in ("jax", "torch"):
         environment = {**os.environ, "KERAS_BACKEND": backend}
         command = [sys.executable, __file__, "--this-backend-only", "--repeats", str(repeats)]
-        completed = subprocess.run(command, env=environment, cwd=ROOT, capture_output=True, text=True)
-        lines = [line for line in completed.stdout.splitlines() if line.startswith(common.RESULT_PREFIX)]
-        if completed.returncode or not lines:
-            print(f"{backend} backend failed:\n{completed.stderr[-2000:]}", flush=True)
-        for line in lines:
-            print(line, flush=True)
+        common.forward_results(command, f"{backend} backend", env=environment, cwd=ROOT)
 
 
 def main():

@@ -16,7 +16,6 @@ Run:
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -54,12 +53,7 @@ def one_configuration(model_name, batch, size, steps):
 def run_in_subprocess(model_name, batch, size, steps):
     command = [sys.executable, __file__, "--one", model_name, "--batch", str(batch), "--size", str(size)]
     command += ["--steps", str(steps)]
-    completed = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in completed.stdout.splitlines() if line.startswith(common.RESULT_PREFIX)]
-    if completed.returncode or not lines:
-        print(f"{model_name} failed:\n{completed.stderr[-2000:]}", flush=True)
-    for line in lines:
-        print(line, flush=True)
+    common.forward_results(command, model_name)
 
 
 def main():

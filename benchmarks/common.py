@@ -13,6 +13,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -23,6 +24,16 @@ RESULT_PREFIX = "RESULT "
 def emit(**fields):
     """Prints one measurement for `run_all.py` (and the reader)."""
     print(RESULT_PREFIX + json.dumps(fields), flush=True)
+
+
+def forward_results(command, label: str, **run_kwargs) -> None:
+    """Runs a benchmark in a subprocess (its own memory, its own backend) and re-emits its results."""
+    completed = subprocess.run(command, capture_output=True, text=True, **run_kwargs)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if completed.returncode or not lines:
+        print(f"{label} failed:\n{completed.stderr[-2000:]}", flush=True)
+    for line in lines:
+        print(line, flush=True)
 
 
 def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
