@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-PYTEST := TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest
+PYTEST := $(PY) -m pytest
 INSTALLED := $(VENV)/.installed
 BACKENDS_INSTALLED := $(VENV)/.backends-installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
@@ -59,7 +59,7 @@ format: install
 # Writes BENCHMARKS.md from one run of benchmarks/ (about 10 minutes on 2 cores).
 bench: $(BACKENDS_INSTALLED)
 	$(PY) -m pip install -q -e ".[test,jax,torch,bench]"
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) build *.egg-info

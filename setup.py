@@ -31,8 +31,9 @@ EXTRAS = {
     # The CPU wheel of this exact version is what CI installs; other versions pull CUDA builds.
     "torch": ["torch==2.13.0"],
     "onnx": ONNX,
-    # benchmarks/: OpenVINO as a deployment peer, psutil for peak memory.
-    "bench": [*ONNX, "openvino>=2024.0", "psutil>=5.9"],
+    # benchmarks/: OpenVINO as a deployment peer, psutil for peak memory, and what the 2019
+    # package's optimize.py (the coefficient search's peer) imports.
+    "bench": [*ONNX, "openvino>=2024.0", "psutil>=5.9", "scipy>=1.11", "scikit-learn>=1.3"],
     "test": [
         "pytest>=8",
         "hypothesis>=6.100",

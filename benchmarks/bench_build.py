@@ -6,17 +6,14 @@ Keras session cleared between builds.
 
 Run:
 
-    python benchmarks/bench_build.py [--variants b0,b7] [--repeats 2]
+    python -m benchmarks.bench_build [--variants b0,b7] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from benchmarks import common
 
 
 def main():

@@ -8,18 +8,16 @@ recorded in benchmarks/README.md.
 
 Run:
 
-    python benchmarks/bench_ideas.py [--repeats 3]
+    python -m benchmarks.bench_ideas [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from benchmarks import common
 
 
 def images_per_second(run, images, repeats):

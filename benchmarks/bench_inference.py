@@ -12,22 +12,18 @@ own subprocess (the Keras backend is fixed per process).
 
 Run:
 
-    python benchmarks/bench_inference.py [--variants b0,b3] [--batches 1,32] [--repeats 5]
+    python -m benchmarks.bench_inference [--variants b0,b3] [--batches 1,32] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import common
 
 
 def repeats_for(batch: int, repeats: int) -> int:
@@ -136,8 +132,11 @@ def bench_this_backend(repeats):
 def bench_other_backends(repeats):
     for backend in ("jax", "torch"):
         environment = {**os.environ, "KERAS_BACKEND": backend}
-        command = [sys.executable, __file__, "--this-backend-only", "--repeats", str(repeats)]
-        common.forward_results(command, f"{backend} backend", env=environment, cwd=ROOT)
+        records = common.run_benchmark(
+            "bench_inference", "--this-backend-only", "--repeats", str(repeats), env=environment, echo=False
+        )
+        for record in records:
+            common.emit(**record)
 
 
 def main():

@@ -7,16 +7,14 @@ Printed per grid size: each time, the speed-up, and the largest constraint error
 peak memory.
 
 The 2019 code needs Keras 2 for everything but its optimize.py, so that file is
-loaded on its own. Install it, with its two dependencies, outside this venv:
+loaded on its own, from a copy of the package outside this venv; its own
+dependencies, scipy and scikit-learn, come with the bench extra:
 
     pip install keras-efficientnets==0.1.7 --no-deps --target /tmp/ke017
-    pip install scipy scikit-learn --target /tmp/ke017_deps
-
-(The folder goes at the end of sys.path, so the venv's numpy still wins.)
 
 Run:
 
-    python benchmarks/bench_optimize.py [--legacy-dir /tmp/ke017] [--deps-dir /tmp/ke017_deps]
+    python -m benchmarks.bench_optimize [--legacy-dir /tmp/ke017]
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import importlib.util
 import os
 import pathlib
 import platform
-import sys
 import time
 import tracemalloc
 
@@ -35,26 +32,22 @@ import numpy as np
 PHI, MAX_COST = 1.0, 2.0
 
 
-def load_legacy(legacy_dir: str, deps_dir: str):
+def load_legacy(legacy_dir: str):
     """The 2019 `optimize` module, or None with the reason printed."""
     path = pathlib.Path(legacy_dir) / "keras_efficientnets" / "optimize.py"
     if not path.is_file():
         print(
             f"[skip 2019 side] {path} not found. Get it with:\n"
-            f"    pip install keras-efficientnets==0.1.7 --no-deps --target {legacy_dir}\n"
-            f"    pip install scipy scikit-learn --target {deps_dir}"
+            f"    pip install keras-efficientnets==0.1.7 --no-deps --target {legacy_dir}"
         )
         return None
-    if os.path.isdir(deps_dir) and deps_dir not in sys.path:
-        sys.path.append(deps_dir)  # after the venv, so the venv's numpy wins
     spec = importlib.util.spec_from_file_location("keras_efficientnets_017_optimize", path)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except ImportError as error:
         print(
-            f"[skip 2019 side] its optimize.py needs scipy and scikit-learn ({error}). Get them with:\n"
-            f"    pip install scipy scikit-learn --target {deps_dir}"
+            f"[skip 2019 side] its optimize.py needs scipy and scikit-learn ({error}): pip install '.[bench]'"
         )
         return None
     return module
@@ -79,14 +72,13 @@ def best_time(func, repeats: int) -> tuple[float, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--legacy-dir", default=os.environ.get("KE017_DIR", "/tmp/ke017"))
-    parser.add_argument("--deps-dir", default=os.environ.get("KE017_DEPS_DIR", "/tmp/ke017_deps"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 10, 20])
     parser.add_argument("--large", type=int, default=100, help="search_per_coeff of the big run")
     args = parser.parse_args()
 
     from keras_efficientnets.optimize import optimize_coefficients
 
-    legacy = load_legacy(args.legacy_dir, args.deps_dir)
+    legacy = load_legacy(args.legacy_dir)
     print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     print(f"phi={PHI}, max_cost={MAX_COST}; error = max |alpha * beta^2 * gamma^2 - max_cost|\n")
     header = f"{'per coeff':>9} {'points':>9} {'2019 s':>9} {'ours s':>9} {'speed-up':>9}"

@@ -10,17 +10,14 @@ ours without remat.
 
 Run:
 
-    python benchmarks/bench_train.py [--batch 16] [--size 224] [--steps 3] [--remat-batch 32]
+    python -m benchmarks.bench_train [--batch 16] [--size 224] [--steps 3] [--remat-batch 32]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from benchmarks import common
 
 MODELS = ("keras.applications", "ours", "ours remat")
 
@@ -51,9 +48,9 @@ def one_configuration(model_name, batch, size, steps):
 
 
 def run_in_subprocess(model_name, batch, size, steps):
-    command = [sys.executable, __file__, "--one", model_name, "--batch", str(batch), "--size", str(size)]
-    command += ["--steps", str(steps)]
-    common.forward_results(command, model_name)
+    arguments = ("--one", model_name, "--batch", str(batch), "--size", str(size), "--steps", str(steps))
+    for record in common.run_benchmark("bench_train", *arguments, label=model_name, echo=False):
+        common.emit(**record)
 
 
 def main():

@@ -1,8 +1,9 @@
 """Helpers shared by the benchmark scripts: timing, peak memory, machine facts, peer models.
 
-Each benchmark script prints one JSON object per measurement on a line that
-starts with ``RESULT``, so `run_all.py` can run it in a subprocess and collect
-the figures; what else it prints is for a human.
+Each benchmark prints one JSON object per measurement on a line that starts
+with ``RESULT`` (`emit`), so that `run_benchmark` can run it in a subprocess and
+collect the figures (`run_all` does, and so do benchmarks that run parts of
+themselves apart); what else it prints is for a human.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import platform
 import resource
 import statistics
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 RESULT_PREFIX = "RESULT "
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def emit(**fields):
@@ -26,14 +30,34 @@ def emit(**fields):
     print(RESULT_PREFIX + json.dumps(fields), flush=True)
 
 
-def forward_results(command, label: str, **run_kwargs) -> None:
-    """Runs a benchmark in a subprocess (its own memory, its own backend) and re-emits its results."""
-    completed = subprocess.run(command, capture_output=True, text=True, **run_kwargs)
-    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if completed.returncode or not lines:
-        print(f"{label} failed:\n{completed.stderr[-2000:]}", flush=True)
-    for line in lines:
-        print(line, flush=True)
+def parse_records(lines) -> list[dict]:
+    """The measurements among a benchmark's output lines."""
+    return [json.loads(line[len(RESULT_PREFIX) :]) for line in lines if line.startswith(RESULT_PREFIX)]
+
+
+def run_benchmark(
+    module: str, *arguments: str, label: str | None = None, echo: bool = True, env=None
+) -> list[dict]:
+    """Runs ``python -m benchmarks.<module> ARGUMENTS`` in its own process; returns its measurements.
+
+    Each benchmark runs apart: its own memory (peak RSS is its own) and its own
+    Keras backend. Its output is echoed; on failure, the end of its stderr.
+    """
+    completed = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    lines = completed.stdout.splitlines()
+    if echo:
+        for line in lines:
+            print(line, flush=True)
+    records = parse_records(lines)
+    if completed.returncode or not records:
+        print(f"{label or module} failed:\n{completed.stderr[-3000:]}", flush=True)
+    return records
 
 
 def median_seconds(fn, repeats: int, warmup: int = 1) -> float:

@@ -2,42 +2,26 @@
 
 Run (about 10 minutes on 2 cores; ``make bench`` does the same):
 
-    python benchmarks/run_all.py [--repeats 3] [--output BENCHMARKS.md]
+    python -m benchmarks.run_all [--repeats 3] [--output BENCHMARKS.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from benchmarks import common
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 PEER = "keras.applications"
 
 
-def run_script(script, *arguments):
-    """Runs one benchmark script, echoing its output; returns its RESULT records."""
-    print(f"== {script} {' '.join(arguments)}", flush=True)
-    completed = subprocess.run(
-        [sys.executable, str(HERE / script), *arguments], cwd=ROOT, capture_output=True, text=True
-    )
-    records = []
-    for line in completed.stdout.splitlines():
-        print(line, flush=True)
-        if line.startswith(common.RESULT_PREFIX):
-            records.append(json.loads(line[len(common.RESULT_PREFIX) :]))
-    if completed.returncode:
-        print(completed.stderr[-3000:], flush=True)
-    return records
+def run_script(module, *arguments):
+    """Runs one benchmark, echoing its output; returns its measurements."""
+    print(f"== {module} {' '.join(arguments)}", flush=True)
+    return common.run_benchmark(module, *arguments)
 
 
 def inference_table(records):
@@ -118,24 +102,20 @@ def build_table(records):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--output", default=str(common.ROOT / "BENCHMARKS.md"))
     parser.add_argument("--from-log", help="render the RESULT lines of a saved run instead of running")
     parser.add_argument("--minutes", type=float, default=0.0, help="with --from-log: the run's duration")
     args = parser.parse_args()
 
     if args.from_log:
         # Re-renders the tables from the RESULT lines of an earlier run's output.
-        records = [
-            json.loads(line[len(common.RESULT_PREFIX) :])
-            for line in Path(args.from_log).read_text().splitlines()
-            if line.startswith(common.RESULT_PREFIX)
-        ]
+        records = common.parse_records(Path(args.from_log).read_text().splitlines())
         minutes = args.minutes
     else:
         start = time.perf_counter()
-        records = run_script("bench_inference.py", "--repeats", str(args.repeats))
-        records += run_script("bench_train.py")
-        records += run_script("bench_build.py")
+        records = run_script("bench_inference", "--repeats", str(args.repeats))
+        records += run_script("bench_train")
+        records += run_script("bench_build")
         minutes = (time.perf_counter() - start) / 60
     Path(args.output).write_text(render(records, minutes))
     print(f"wrote {args.output} ({minutes:.1f} min)")
@@ -147,7 +127,7 @@ def render(records, minutes) -> str:
     text = [
         "# Benchmarks",
         "",
-        "Written by `python benchmarks/run_all.py` (`make bench`); every figure below comes from one run "
+        "Written by `python -m benchmarks.run_all` (`make bench`); every figure below comes from one run "
         "on the machine described. Random weights (timing does not depend on their values), the same "
         "weights in every runtime of a row group. How each figure is measured: benchmarks/README.md.",
         "",

@@ -9,33 +9,17 @@ The model constructors load Keras on first use, so that the Keras-free parts
 
 import importlib
 
-from keras_efficientnets.config import BlockArgs, get_default_block_list
+from keras_efficientnets.config import VARIANTS, BlockArgs, get_default_block_list
 from keras_efficientnets.flops import FlopsReport, count_flops, count_variant_flops
 
 __version__ = "1.0.0.dev0"
 
+# Public names that need Keras, by the module that defines them; imported on first use.
 _LAZY = {
-    "model": [
-        "EfficientNet",
-        "EfficientNetB0",
-        "EfficientNetB1",
-        "EfficientNetB2",
-        "EfficientNetB3",
-        "EfficientNetB4",
-        "EfficientNetB5",
-        "EfficientNetB6",
-        "EfficientNetB7",
-        "EfficientNetB8",
-        "EfficientNetL2",
-        "EfficientNetLite0",
-        "EfficientNetLite1",
-        "EfficientNetLite2",
-        "EfficientNetLite3",
-        "EfficientNetLite4",
-    ],
+    "model": ["EfficientNet", *(variant.constructor_name for variant in VARIANTS.values())],
     "preprocessing": ["decode_predictions", "preprocess_input"],
     "inference": ["OnnxPredictor", "export_onnx", "fold_batch_norm"],
-    "weights": ["WeightsDownloadError"],
+    "downloads": ["WeightsDownloadError"],
 }
 _LAZY_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

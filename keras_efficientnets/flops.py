@@ -27,13 +27,12 @@ gives on every backend: a stride-2 layer maps H to ceil(H / 2).
 from __future__ import annotations
 
 import dataclasses
-import math
-from numbers import Integral
 
 from keras_efficientnets.config import get_default_block_list, get_variant
-from keras_efficientnets.scaling import plan_model
+from keras_efficientnets.scaling import ModelPlan, plan_model, plan_variant
+from keras_efficientnets.validation import check_bool, check_int, is_int, received
 
-__all__ = ["FlopsReport", "count_flops", "count_variant_flops"]
+__all__ = ["FlopsReport", "count_flops", "count_plan", "count_variant_flops"]
 
 # Stem: 3x3 stride-2 convolution on RGB input; head: 1x1 convolution.
 _STEM_KERNEL = 3
@@ -108,20 +107,20 @@ class _Counter:
 
 
 def _resolution_pair(resolution) -> tuple[int, int]:
-    if isinstance(resolution, Integral) and not isinstance(resolution, bool):
+    problem = "`resolution` must be a positive integer or a (height, width) pair of them. " + received(
+        "resolution", resolution
+    )
+    if is_int(resolution):
         pair = (resolution, resolution)
     else:
         try:
             pair = tuple(resolution)
         except TypeError:
-            pair = ()
-    if len(pair) != 2 or not all(
-        isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in pair
-    ):
-        raise ValueError(
-            "`resolution` must be a positive integer or a (height, width) pair of them. "
-            f"Received: resolution={resolution!r}"
-        )
+            raise TypeError(problem) from None
+    if len(pair) != 2 or not all(is_int(v) for v in pair):
+        raise TypeError(problem)
+    if not all(v >= 1 for v in pair):
+        raise ValueError(problem)
     return int(pair[0]), int(pair[1])
 
 
@@ -163,15 +162,8 @@ def count_flops(
         >>> round(report.gmacs, 3), round(report.conv_macs / 1e9, 3)
         (0.401, 0.386)
     """
-    height, width = _resolution_pair(resolution)
-    if not isinstance(classes, Integral) or isinstance(classes, bool) or classes < 1:
-        raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
-    for name, value in (("width_coefficient", width_coefficient), ("depth_coefficient", depth_coefficient)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
-            raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
     if block_args_list is None:
         block_args_list = get_default_block_list()
-
     plan = plan_model(
         block_args_list,
         width_coefficient,
@@ -181,6 +173,20 @@ def count_flops(
         fix_stem_and_head=fix_stem_and_head,
         use_se=use_se,
     )
+    return count_plan(plan, resolution, include_top=include_top, classes=classes)
+
+
+def count_plan(plan: ModelPlan, resolution, include_top: bool = True, classes: int = 1000) -> FlopsReport:
+    """`count_flops` of a plan made by `scaling.plan_model`.
+
+    Example:
+        >>> from keras_efficientnets.scaling import plan_variant
+        >>> count_plan(plan_variant("b0"), 224).params
+        5330564
+    """
+    height, width = _resolution_pair(resolution)
+    classes = check_int("classes", classes, minimum=1)
+    include_top = check_bool("include_top", include_top)
     count = _Counter()
 
     # Stem: 'same' padding, so stride 2 gives ceil(H / 2).
@@ -252,14 +258,9 @@ def count_variant_flops(
         (600, 600)
     """
     variant = get_variant(name)
-    options = variant.family_options
-    return count_flops(
-        get_default_block_list(),
-        variant.width_coefficient,
-        variant.depth_coefficient,
+    return count_plan(
+        plan_variant(variant.name),
         variant.resolution if resolution is None else resolution,
         include_top=include_top,
         classes=classes,
-        fix_stem_and_head=options["fix_stem_and_head"],
-        use_se=options["use_se"],
     )

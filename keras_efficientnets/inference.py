@@ -192,8 +192,8 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, *, opset: int | Non
     BatchNorm first (`fold_batch_norm`) for a smaller file; ONNX Runtime
     folds it either way. Needs ``tf2onnx`` on the TensorFlow backend
     (``pip install "keras_efficientnets[onnx]"``). Every variant exports except
-    L2: its 481M parameters (1.9 GB in float32, near ONNX's 2 GB protobuf
-    limit) made tf2onnx run out of a 24 GiB machine's memory.
+    L2: its 481M parameters are 1.9 GB in float32, near ONNX's 2 GB protobuf
+    limit, and tf2onnx needs more than 24 GiB of memory to convert it.
 
     Args:
         model: A single-input Keras model, e.g. any model of this package.

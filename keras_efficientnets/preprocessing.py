@@ -22,34 +22,59 @@ NORMALIZATIONS: dict[str, tuple] = {
 }
 
 
-def resolve_normalization(normalization) -> tuple[np.ndarray, np.ndarray]:
+def resolve_normalization(normalization, channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Returns (mean, std) as float64 arrays for a name of `NORMALIZATIONS` or a pair.
+
+    Args:
+        normalization: A name of `NORMALIZATIONS`, or a ``(mean, std)`` pair of
+            numbers or per-channel sequences.
+        channels: The input's channel count, if known. A named normalization
+            whose per-channel constants do not fit it (ImageNet's 3 on a
+            grayscale or 4-band input) uses the mean of its constants for every
+            channel; a pair must have scalar or one-per-channel constants.
 
     Example:
         >>> mean, std = resolve_normalization("lite")
         >>> float(mean), float(std)
         (127.0, 128.0)
+        >>> [round(float(c), 2) for c in resolve_normalization("imagenet", channels=1)]
+        [115.6, 57.37]
     """
-    if isinstance(normalization, str):
+    named = isinstance(normalization, str)
+    if named:
         if normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"Unknown `normalization` {normalization!r}: expected one of "
                 f"{sorted(NORMALIZATIONS)} or a (mean, std) pair. "
                 f"Received: normalization={normalization!r}"
             )
-        normalization = NORMALIZATIONS[normalization]
-    try:
-        mean, std = (np.asarray(part, dtype="float64") for part in normalization)
-    except (TypeError, ValueError):
+        mean, std = (np.asarray(part, dtype="float64") for part in NORMALIZATIONS[normalization])
+    else:
+        try:
+            mean, std = (np.asarray(part, dtype="float64") for part in normalization)
+        except (TypeError, ValueError):
+            raise TypeError(
+                "`normalization` must be a name such as 'imagenet' or a (mean, std) pair of "
+                f"numbers or per-channel sequences. Received: normalization={normalization!r}"
+            ) from None
+    if mean.ndim > 1 or std.ndim > 1 or not np.all(np.isfinite(mean)) or not np.all(np.isfinite(std)):
         raise ValueError(
-            "`normalization` must be a name such as 'imagenet' or a (mean, std) pair of "
-            f"numbers or per-channel sequences. Received: normalization={normalization!r}"
-        ) from None
-    if mean.ndim > 1 or std.ndim > 1 or not np.all(np.isfinite(mean)) or not np.all(std > 0):
-        raise ValueError(
-            "`normalization` needs finite means and positive standard deviations, as scalars "
-            f"or one per channel. Received: normalization={normalization!r}"
+            "`normalization` needs finite means and standard deviations, as scalars or one per "
+            f"channel. Received: normalization={normalization!r}"
         )
+    if not np.all(std > 0):
+        raise ValueError(
+            f"`normalization` needs positive standard deviations. Received: normalization={normalization!r}"
+        )
+    per_channel = {c.size for c in (mean, std) if c.ndim == 1}
+    if channels is not None and per_channel - {1, channels}:
+        if not named:
+            raise ValueError(
+                f"The normalization has constants for {max(per_channel)} channels, but the input has "
+                f"{channels}. Pass include_preprocessing=False, or a normalization with scalar or "
+                f"{channels} constants. Received: normalization={normalization!r}"
+            )
+        mean, std = np.asarray(mean.mean()), np.asarray(std.mean())
     return mean, std
 
 

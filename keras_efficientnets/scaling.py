@@ -11,9 +11,26 @@ import dataclasses
 import math
 import string
 
-from keras_efficientnets.config import HEAD_FILTERS, BlockArgs
+from keras_efficientnets.config import HEAD_FILTERS, BlockArgs, get_variant
+from keras_efficientnets.validation import check_bool, check_int, check_real, received
 
-__all__ = ["BlockPlan", "ModelPlan", "round_filters", "round_repeats", "plan_model"]
+__all__ = [
+    "MAX_BLOCKS",
+    "MAX_COEFFICIENT",
+    "BlockPlan",
+    "ModelPlan",
+    "check_block_args_list",
+    "plan_model",
+    "plan_variant",
+    "round_filters",
+    "round_repeats",
+]
+
+# Limits on what a plan may ask for: far above every published model (L2: width 4.3,
+# depth 5.3, 88 blocks), low enough that a typo fails at once instead of after
+# minutes and gigabytes.
+MAX_COEFFICIENT = 100.0
+MAX_BLOCKS = 2000
 
 
 def round_filters(
@@ -99,6 +116,37 @@ class ModelPlan:
     head_filters: int
 
 
+def check_block_args_list(block_args_list) -> list[BlockArgs]:
+    """The stages as a list, checked: non-empty, all `BlockArgs`, each taking what the last gives.
+
+    Example:
+        >>> from keras_efficientnets.config import get_default_block_list
+        >>> len(check_block_args_list(get_default_block_list()))
+        7
+    """
+    problem = (
+        "`block_args_list` must be a non-empty list of BlockArgs (BlockArgs.from_block_string turns a "
+        "block string into one; get_default_block_list() gives B0's stages). "
+        + received("block_args_list", block_args_list)
+    )
+    if isinstance(block_args_list, (str, bytes)) or not hasattr(block_args_list, "__iter__"):
+        raise TypeError(problem)
+    stages = list(block_args_list)
+    if not all(isinstance(stage, BlockArgs) for stage in stages):
+        raise TypeError(problem)
+    if not stages:
+        raise ValueError(problem)
+    for index in range(1, len(stages)):
+        if stages[index].input_filters != stages[index - 1].output_filters:
+            raise ValueError(
+                f"Stage {index} of `block_args_list` takes input_filters="
+                f"{stages[index].input_filters}, but stage {index - 1} gives output_filters="
+                f"{stages[index - 1].output_filters}: consecutive stages must chain. "
+                f"Received: block_args_list[{index}]={stages[index]!r}"
+            )
+    return stages
+
+
 def plan_model(
     block_args_list,
     width_coefficient: float,
@@ -113,8 +161,8 @@ def plan_model(
 
     Args:
         block_args_list: The stages (`BlockArgs`), unscaled. Not modified.
-        width_coefficient: Channel multiplier.
-        depth_coefficient: Block-count multiplier.
+        width_coefficient: Channel multiplier, in (0, `MAX_COEFFICIENT`].
+        depth_coefficient: Block-count multiplier, in (0, `MAX_COEFFICIENT`].
         drop_connect_rate: Rate of the last block; block i of N gets
             ``drop_connect_rate * i / N``, N counted after depth scaling.
         depth_divisor: Channel counts are rounded to multiples of this.
@@ -123,12 +171,27 @@ def plan_model(
             at 1280 channels, and one block in the first and last stage.
         use_se: False drops squeeze-excite from every block.
 
+    Raises:
+        TypeError, ValueError: A bad argument, or a plan of more than
+            `MAX_BLOCKS` blocks.
+
     Example:
         >>> from keras_efficientnets.config import get_default_block_list
         >>> plan = plan_model(get_default_block_list(), 1.0, 1.0)
         >>> plan.stem_filters, len(plan.blocks), plan.head_filters
         (32, 16, 1280)
     """
+    block_args_list = check_block_args_list(block_args_list)
+    for name, value in (("width_coefficient", width_coefficient), ("depth_coefficient", depth_coefficient)):
+        check_real(name, value, minimum=0, maximum=MAX_COEFFICIENT, min_open=True)
+    drop_connect_rate = check_real(
+        "drop_connect_rate", drop_connect_rate, minimum=0, maximum=1, max_open=True
+    )
+    depth_divisor = check_int("depth_divisor", depth_divisor, minimum=1)
+    if min_depth is not None:
+        min_depth = check_int("min_depth", min_depth, minimum=1)
+    fix_stem_and_head = check_bool("fix_stem_and_head", fix_stem_and_head)
+    use_se = check_bool("use_se", use_se)
 
     def scale_filters(filters):
         return round_filters(filters, width_coefficient, depth_divisor, min_depth)
@@ -139,13 +202,19 @@ def plan_model(
         keep_repeats = fix_stem_and_head and index in (0, last_stage)
         repeats = stage.num_repeat if keep_repeats else round_repeats(stage.num_repeat, depth_coefficient)
         stages.append((stage, repeats))
+    total_blocks = sum(repeats for _, repeats in stages)
+    if total_blocks > MAX_BLOCKS:
+        raise ValueError(
+            f"The scaled model would have {total_blocks:,} blocks, more than the {MAX_BLOCKS:,} accepted: "
+            "lower `depth_coefficient` or the stages' num_repeat. "
+            + received("depth_coefficient", depth_coefficient)
+        )
 
     # The stem makes the channels the first stage takes (32 for B0's stages).
     # Lite keeps it unscaled, so its first stage takes 32 channels even where
     # scaling would say otherwise (Lite3 and Lite4: 40 and 48).
     first_input = block_args_list[0].input_filters
     stem_filters = first_input if fix_stem_and_head else scale_filters(first_input)
-    total_blocks = sum(repeats for _, repeats in stages)
     blocks = []
     for stage_index, (stage, repeats) in enumerate(stages):
         first = dataclasses.replace(
@@ -173,4 +242,21 @@ def plan_model(
         stem_filters=stem_filters,
         blocks=tuple(blocks),
         head_filters=HEAD_FILTERS if fix_stem_and_head else scale_filters(HEAD_FILTERS),
+    )
+
+
+def plan_variant(name: str, drop_connect_rate: float = 0.0) -> ModelPlan:
+    """The plan of a named variant of `config.VARIANTS`.
+
+    Example:
+        >>> len(plan_variant("b7").blocks)
+        55
+    """
+    variant = get_variant(name)
+    return plan_model(
+        variant.block_args_list(),
+        variant.width_coefficient,
+        variant.depth_coefficient,
+        drop_connect_rate=drop_connect_rate,
+        **variant.plan_options,
     )

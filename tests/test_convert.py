@@ -8,6 +8,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from helpers import randomize_weights
 
 from keras_efficientnets import EfficientNetB0, EfficientNetLite0, convert, weights
 
@@ -15,18 +16,12 @@ tf = pytest.importorskip("tensorflow")
 
 
 def _randomized(constructor, seed, **kwargs):
-    keras.utils.set_random_seed(seed)
-    model = constructor(weights=None, **kwargs)
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        shape = tuple(variable.shape)
-        if variable.name in ("gamma", "moving_variance"):
-            variable.assign(rng.uniform(0.5, 1.5, shape).astype("float32"))
-        elif variable.name in ("beta", "moving_mean", "bias"):
-            variable.assign(rng.normal(0, 0.2, shape).astype("float32"))
-        elif variable.path.startswith("predictions"):
-            variable.assign(rng.normal(0, 0.5, shape).astype("float32"))
-    return model
+    return randomize_weights(constructor(weights=None, **kwargs), seed, classifier_std=0.5)
+
+
+def _block_prefixes(model):
+    """The blocks' name prefixes in graph order, which is the checkpoints' block order."""
+    return [layer.name[: -len("dwconv")] for layer in model.layers if layer.name.endswith("_dwconv")]
 
 
 def _value(model, layer, weight):
@@ -37,7 +32,7 @@ def _value(model, layer, weight):
 
 
 def _tf_names(model, scope):
-    """The tensorflow/tpu variable names of `model`'s weights (REFERENCE.md naming)."""
+    """The tensorflow/tpu variable names of `model`'s weights (the official checkpoints' naming)."""
     names = {}
     bn = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -47,7 +42,7 @@ def _tf_names(model, scope):
 
     put("stem/conv2d", "stem_conv", ["kernel"])
     put("stem/tpu_batch_normalization", "stem_bn", bn)
-    for index, prefix in enumerate(convert.block_prefixes(model)):
+    for index, prefix in enumerate(_block_prefixes(model)):
         block = f"blocks_{index}"
         layer_names = {layer.name for layer in model.layers}
         expanded = f"{prefix}expand_conv" in layer_names
@@ -155,7 +150,7 @@ def _torch_state_dict(model):
     layer_names = {layer.name for layer in model.layers}
     put("_conv_stem", "stem_conv", "conv")
     put("_bn0", "stem_bn", "bn")
-    for index, prefix in enumerate(convert.block_prefixes(model)):
+    for index, prefix in enumerate(_block_prefixes(model)):
         block = f"_blocks.{index}"
         if f"{prefix}expand_conv" in layer_names:
             put(f"{block}._expand_conv", f"{prefix}expand_conv", "conv")
@@ -207,7 +202,7 @@ def test_real_lite0_state_dict_converts_to_the_imagenet_model(tmp_path):
 def test_sidecar_guards_the_variant_and_the_file(tmp_path):
     model = _randomized(EfficientNetLite0, seed=7, include_top=False)
     output = tmp_path / "l0.weights.h5"
-    convert.write_weights(model, output, variant="lite0", normalization="lite", source={"kind": "test"})
+    weights.write_weights(model, output, variant="lite0", normalization="lite", source={"kind": "test"})
     with pytest.raises(ValueError, match="holds weights for EfficientNet 'lite0'.*not 'b0'"):
         EfficientNetB0(weights=str(output))
     EfficientNetLite0(weights=str(output), include_top=False)  # loads

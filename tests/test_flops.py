@@ -1,29 +1,12 @@
-"""FLOPs and parameter counts without Keras, against REFERENCE numbers and built models."""
+"""FLOPs and parameter counts without Keras, against the reference numbers and built models."""
 
-import ast
 import math
-import pathlib
 
 import pytest
-from conftest import REFERENCE_PARAMS
+from reference import PAPER_B0_GMACS, REFERENCE_GMACS, REFERENCE_PARAMS
 
 from keras_efficientnets.config import BlockArgs, get_default_block_list, get_variant
 from keras_efficientnets.flops import count_flops, count_variant_flops
-
-# GMACs at the native resolution: timm's table (B) and the reference README (Lite).
-REFERENCE_GMACS = {
-    "b0": 0.40,
-    "b1": 0.71,
-    "b2": 1.02,
-    "b3": 1.87,
-    "b4": 4.49,
-    "b5": 10.46,
-    "b6": 19.4,
-    "b7": 38.33,
-    "lite0": 0.407,
-    "lite1": 0.631,
-    "lite2": 0.899,
-}
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -48,7 +31,7 @@ def test_macs_within_three_percent_of_reference(name):
 
 def test_b0_convolution_macs_match_the_paper():
     # The paper's 0.39B FLOPs for B0 counts convolutions and the classifier.
-    assert count_variant_flops("b0").conv_macs / 1e9 == pytest.approx(0.39, rel=0.02)
+    assert count_variant_flops("b0").conv_macs / 1e9 == pytest.approx(PAPER_B0_GMACS, rel=0.02)
 
 
 def test_hand_counted_tiny_model():
@@ -91,43 +74,26 @@ def test_classes_change_only_the_classifier():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "fragment"),
+    ("kwargs", "error", "fragment"),
     [
-        ({"resolution": 0}, "Received: resolution=0"),
-        ({"resolution": (224,)}, "Received: resolution=(224,)"),
-        ({"resolution": 22.5}, "Received: resolution=22.5"),
-        ({"classes": 0}, "Received: classes=0"),
-        ({"width_coefficient": -1.0}, "Received: width_coefficient=-1.0"),
-        ({"depth_coefficient": "2"}, "Received: depth_coefficient='2'"),
+        ({"resolution": 0}, ValueError, "Received: resolution=0"),
+        ({"resolution": (224,)}, TypeError, "Received: resolution=(224,)"),
+        ({"resolution": 22.5}, TypeError, "Received: resolution=22.5"),
+        ({"classes": 0}, ValueError, "Received: classes=0"),
+        ({"width_coefficient": -1.0}, ValueError, "Received: width_coefficient=-1.0"),
+        ({"depth_coefficient": "2"}, TypeError, "Received: depth_coefficient='2'"),
     ],
 )
-def test_bad_arguments_are_reported(kwargs, fragment):
+def test_bad_arguments_are_reported(kwargs, error, fragment):
     arguments = {"width_coefficient": 1.0, "depth_coefficient": 1.0, "resolution": 224}
     arguments.update(kwargs)
-    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(error, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         count_flops(get_default_block_list(), **arguments)
 
 
 def test_unknown_variant_is_reported():
     with pytest.raises(ValueError, match="Received: name='b9'"):
         count_variant_flops("b9")
-
-
-@pytest.mark.parametrize("module", ["flops.py", "optimize.py"])
-def test_module_imports_no_keras_at_import_time(module):
-    path = pathlib.Path(__file__).parents[1] / "keras_efficientnets" / module
-    heavy = {"keras", "tensorflow", "keras_tuner", "matplotlib", "jax", "torch"}
-    for node in ast.parse(path.read_text()).body:  # module level only
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [node.module or ""]
-        else:
-            continue
-        for name in names:
-            assert name.split(".")[0] not in heavy, f"{module} imports {name} at module level"
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_efficientnets"):
-            assert node.module.split(".")[1] in {"config", "scaling", "flops"}
 
 
 def _built_params(name, include_top=True):

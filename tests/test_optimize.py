@@ -251,7 +251,7 @@ def test_bad_cost_functions_are_reported(func, error, fragment):
         ({"phi": -1.0}, ValueError, "Received: phi=-1.0"),
         ({"phi": "1"}, TypeError, "Received: phi='1'"),
         ({"max_cost": 1.0}, ValueError, "Received: max_cost=1.0"),
-        ({"max_cost": float("nan")}, TypeError, "Received: max_cost=nan"),
+        ({"max_cost": float("nan")}, ValueError, "Received: max_cost=nan"),
         ({"search_per_coeff": 0}, ValueError, "Received: search_per_coeff=0"),
         ({"search_per_coeff": 2.5}, TypeError, "Received: search_per_coeff=2.5"),
         ({"num_coeff": 0}, ValueError, "Received: num_coeff=0"),

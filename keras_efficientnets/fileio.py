@@ -1,0 +1,99 @@
+"""Writing files so that an interruption never leaves half of one behind, and file digests.
+
+Every file the package writes (converted weights and their sidecars, downloads,
+trained models, class lists, CSV tables, plots) is first written under a
+temporary name in the destination's folder and then renamed over the
+destination, which is atomic on POSIX and Windows: a reader sees the old file
+or the new one, never a mixture, and Ctrl-C or a crash midway leaves the old
+file as it was. Keras-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import tempfile
+
+__all__ = ["atomic_path", "check_writable_folder", "file_digest", "write_json"]
+
+
+def file_digest(path, algorithm: str) -> str:
+    """Hex digest of a file's bytes (``"md5"`` for downloads, ``"sha256"`` for sidecars).
+
+    Example:
+        >>> with atomic_path("/tmp/_digest_example.txt") as tmp:
+        ...     _ = open(tmp, "w").write("abc")
+        >>> file_digest("/tmp/_digest_example.txt", "md5")
+        '900150983cd24fb0d6963f7d28e17f72'
+    """
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def check_writable_folder(path, argument: str) -> str:
+    """The absolute folder `path` would be written in, after checking it exists and is writable.
+
+    Raises:
+        FileNotFoundError: The folder does not exist.
+        PermissionError: It cannot be written.
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"The folder of `{argument}` does not exist: create {folder} first. Received: {argument}={path!r}"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"Cannot write in {folder}. Received: {argument}={path!r}")
+    return folder
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str | None = None):
+    """Yields a temporary path beside `path`; renames it to `path` when the block succeeds.
+
+    If the block raises (KeyboardInterrupt included), the temporary file is
+    removed and `path` is left untouched.
+
+    Args:
+        path: The destination.
+        suffix: Ending of the temporary name; default the destination's
+            (some writers, such as Keras's, insist on ``.keras`` or ``.weights.h5``).
+
+    Example:
+        >>> with atomic_path("/tmp/_atomic_example.txt") as tmp:
+        ...     _ = open(tmp, "w").write("complete")
+        >>> open("/tmp/_atomic_example.txt").read()
+        'complete'
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    if suffix is None:
+        suffix = name[name.find(".") :] if "." in name else ""
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=folder)
+    os.close(handle)
+    # mkstemp makes the file private (0600); give it the mode a plain open() would.
+    os.chmod(temporary, 0o666 & ~_umask())
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+def write_json(path, data) -> None:
+    """Writes `data` as indented JSON, atomically."""
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")

@@ -1,0 +1,167 @@
+"""Helpers shared by the tests: random weights, images, inference, and weight files as others write them."""
+
+import re
+
+import keras
+import numpy as np
+from reference import IMAGENET_MEAN, IMAGENET_STD
+
+# The projection BatchNorm of a block that is not its stage's first: it has a residual add.
+_RESIDUAL_PROJECTION = re.compile(r"block\d+[b-z][a-z]*_project_bn")
+# Layers that keras.applications' files leave out without the classifier.
+_CLASSIFIER_LAYERS = ("avg_pool", "top_dropout", "predictions")
+
+
+def randomize_weights(model, seed=0, *, classifier_std=None):
+    """Gives every weight a random, non-trivial value, like a trained network's; returns `model`.
+
+    Kernels are scaled at random around their initial values; BatchNorm gets
+    random gamma and beta and moving statistics measured on random images, as
+    training leaves them. Fresh BatchNorm layers are the identity (mean 0,
+    variance 1), which would hide a mismatch in how statistics are copied or
+    applied; random statistics that do not match the activations let the
+    image's signal fade over the blocks, so the outputs would hardly depend on
+    the input and a wrong early layer would not show.
+
+    Args:
+        model: Any Keras model (ours or keras.applications').
+        seed: Seed of the values.
+        classifier_std: If given, the classifier (``predictions``) gets weights
+            of this standard deviation, so that its softmax is far from uniform
+            and a wrong weight shows in the probabilities.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            continue  # input constants (keras.applications'), not learned weights
+        values = []
+        for weight in layer.weights:
+            shape, name = tuple(weight.shape), weight.path.rsplit("/", 1)[-1]
+            if classifier_std is not None and layer.name == "predictions":
+                values.append(rng.normal(0.0, classifier_std, shape))
+            elif name == "gamma" and _RESIDUAL_PROJECTION.fullmatch(layer.name):
+                # Small residual branches, as in trained EfficientNets: with gamma
+                # near 1 the residual stream of B6/B7 grows over 50 blocks until
+                # float32 round-off alone exceeds any useful tolerance.
+                values.append(rng.uniform(0.1, 0.3, shape))
+            elif name == "gamma":
+                values.append(rng.uniform(0.5, 1.5, shape))
+            elif name in ("beta", "bias"):
+                values.append(rng.normal(0.0, 0.1, shape))
+            else:
+                values.append(keras.ops.convert_to_numpy(weight) * rng.uniform(0.8, 1.2, shape))
+        if values:
+            layer.set_weights([v.astype("float32") for v in values])
+    _calibrate_batch_norm(model, seed)
+    return model
+
+
+def _calibrate_batch_norm(model, seed):
+    """Sets every BatchNorm's moving statistics to those of a batch of random images.
+
+    One training-mode pass with momentum 0 does it for all layers at once: each
+    layer then normalizes in inference what it normalized in that pass.
+    """
+    layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    shape = tuple(64 if dim is None else dim for dim in model.input_shape[1:])
+    images = np.random.default_rng(seed).uniform(0, 255, (4, *shape)).astype("float32")
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    try:
+        model(images, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def copy_weights_by_name(source, target, skip=()):
+    """Copies each named layer's weights from `source` into `target`; returns the names copied."""
+    copied = []
+    for layer in target.layers:
+        if not layer.weights or layer.name in skip:
+            continue
+        layer.set_weights(source.get_layer(layer.name).get_weights())
+        copied.append(layer.name)
+    return copied
+
+
+def random_images(batch, size, seed=0, channels=3):
+    """RGB images in [0, 255], float32, channels last."""
+    rng = np.random.default_rng(seed)
+    height, width = (size, size) if isinstance(size, int) else size
+    return rng.uniform(0, 255, (batch, height, width, channels)).astype("float32")
+
+
+def assert_depends_on_the_input(outputs, at_least=0.1):
+    """The outputs of a batch of different images differ: a comparison of them can see a wrong layer.
+
+    Outputs that hardly depend on the input (a network whose signal has faded)
+    would agree whatever its early layers held. Asserts that some output moves
+    across the batch by at least `at_least` of the outputs' largest magnitude.
+    """
+    flat = np.asarray(outputs, dtype="float64").reshape(len(outputs), -1)
+    spread, scale = float(np.max(np.ptp(flat, axis=0))), float(np.max(np.abs(flat)))
+    assert scale > 0 and spread >= at_least * scale, (
+        f"outputs hardly depend on the input ({spread=:.3g}, {scale=:.3g})"
+    )
+
+
+def infer(model, x):
+    """Inference-mode outputs as NumPy; an eager call, which costs less than `predict`'s tracing here."""
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def set_true_imagenet_normalization(model):
+    """Puts the true ImageNet mean and variance in a keras.applications model's Normalization layer.
+
+    The published files hold the std in its variance slot (tensorflow/tensorflow#49930);
+    with the true values the model is a fair reference for ours.
+    """
+    layer = model.get_layer("normalization")
+    mean, std = (np.asarray(c) / 255 for c in (IMAGENET_MEAN, IMAGENET_STD))
+    layer.set_weights([mean, std**2, np.array(0)])
+    layer.finalize_state()  # Keras 3 computes with copies made here, not with the variables
+    return model
+
+
+def write_keras_applications_h5(model, path, include_top=True):
+    """Writes `model`'s weights as tf.keras 2 did for keras.applications' efficientnet*.h5.
+
+    Root attribute `layer_names` (every layer, in order); one group per layer
+    with attribute `weight_names` such as ``stem_conv/kernel:0``; datasets at
+    ``<layer>/<layer>/<weight>:0``; depthwise kernels named
+    ``depthwise_kernel``; a Normalization layer holds the ImageNet std in its
+    variance slot, as the published files do.
+    """
+    import h5py
+
+    layers = [layer for layer in model.layers if include_top or layer.name not in _CLASSIFIER_LAYERS]
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([layer.name.encode("utf8") for layer in layers])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.4.0"
+        for layer in layers:
+            group = f.create_group(layer.name)
+            names, values = [], []
+            for variable in layer.weights:
+                name = variable.name
+                if isinstance(layer, keras.layers.DepthwiseConv2D) and name == "kernel":
+                    name = "depthwise_kernel"
+                names.append(f"{layer.name}/{name}:0")
+                values.append(keras.ops.convert_to_numpy(variable))
+            if layer.name == "normalization":
+                values = [np.asarray(IMAGENET_MEAN) / 255, np.asarray(IMAGENET_STD) / 255, np.array(0)]
+            # As Keras 2 wrote them: fixed-length byte strings (an empty float array when none).
+            group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
+            for name, value in zip(names, values, strict=True):
+                group.create_dataset(name, data=value)
