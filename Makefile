@@ -34,7 +34,7 @@ test: install
 	$(PYTEST) -q
 
 # Two runs: the ONNX exports start their subprocesses from a small test process, not from one
-# that has already built B4-B8 and L2 (together they came near this machine's 24 GiB).
+# that has already built B4-B8 and L2 (together they need close to 24 GiB).
 test-slow: install
 	$(PYTEST) -q -m slow --ignore=tests/test_onnx.py
 	$(PYTEST) -q -m slow tests/test_onnx.py

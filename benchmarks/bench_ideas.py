@@ -1,4 +1,4 @@
-"""Cheap ideas for B0 inference, each against its own baseline in the same run (issue 6, item 5).
+"""Cheap ideas for B0 inference, each against its own baseline in the same run.
 
 - XLA: the folded model compiled with ``jit_compile=True`` vs the default TF graph.
 - ONNX: exporting the folded model instead of the plain one, in ONNX Runtime.

@@ -49,7 +49,7 @@ def test_export_onnx_rejects_bad_arguments(tmp_path):
 
 
 # Each export runs in its own process: tf2onnx holds several copies of a large graph, and in
-# one long-lived test process B7 and B8 exports ran the machine (24 GiB) out of memory.
+# one long-lived test process B7 and B8 exports need more than 24 GiB together.
 _EXPORT_AND_COMPARE = """
 import sys, numpy as np, keras_efficientnets as ke
 from keras_efficientnets.inference import OnnxPredictor, export_onnx
