@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import os
 import pickle
 import struct
@@ -153,30 +154,54 @@ class _SafeUnpickler(pickle.Unpickler):
         return self._storage_factory(pid)
 
 
+def _storage_id(pid, source: str) -> tuple[_StorageType, str, int]:
+    """Type, key and element count of a persistent storage id, checked."""
+    _, storage_type, key, _location, numel = pid[:5]
+    if not isinstance(key, (str, int)) or not _is_count(numel):
+        raise UnsafePickleError(f"{source} has a malformed storage id {pid!r}.")
+    return storage_type, str(key), numel
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _bfloat16_to_float32(words: np.ndarray) -> np.ndarray:
     return (words.astype("<u4") << 16).view("<f4")
 
 
 def _materialize(tensor: _PendingTensor, source: str) -> np.ndarray:
-    storage = tensor.storage
-    base_offset = 0
+    """The tensor's elements, after checking that every one lies inside its storage's bytes.
+
+    A tensor may not reach outside its storage (or its view of one), nor hold
+    more elements than the storage has from its offset: a state dict's tensors
+    are plain views, and a larger count could only come from overlapping
+    strides, the way a few bytes of a hostile file ask for gigabytes.
+    """
+    storage, view_offset, available = tensor.storage, 0, None
     if isinstance(storage, _StorageView):
-        base_offset, storage = storage.offset, storage.base
+        storage, view_offset, available = storage.base, storage.offset, storage.numel
     flat = storage.array
     if flat is None:
         raise UnsafePickleError(f"{source}: storage {storage.key!r} has no data.")
-    start = base_offset + tensor.offset
-    # The furthest element the tensor reaches must lie inside its storage:
-    # a malformed file must not make as_strided read past the buffer.
-    if any(n == 0 for n in tensor.size):
+    if available is None:
+        available = flat.size
+    elif view_offset + available > flat.size:
+        raise UnsafePickleError(
+            f"{source}: a view of storage {storage.key!r} covers elements {view_offset} to "
+            f"{view_offset + available}, but the storage holds {flat.size}: the file is corrupt."
+        )
+    count = math.prod(tensor.size)
+    if count == 0:
         out = np.zeros(tensor.size, flat.dtype)
     else:
-        last = start + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride, strict=True))
-        if last >= flat.size:
+        last = tensor.offset + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride, strict=True))
+        if last >= available or count > available - tensor.offset:
             raise UnsafePickleError(
-                f"{source}: a tensor of shape {tensor.size} reaches element {last} of storage "
-                f"{storage.key!r}, which holds {flat.size}: the file is corrupt."
+                f"{source}: a tensor of shape {tensor.size} from element {tensor.offset} needs more "
+                f"than the {available} elements of storage {storage.key!r}: the file is corrupt."
             )
+        start = view_offset + tensor.offset
         strides = tuple(s * flat.itemsize for s in tensor.stride)
         out = np.lib.stride_tricks.as_strided(flat[start:], tensor.size, strides).copy()
     if storage.storage_type.name == "BFloat16Storage":
@@ -214,18 +239,21 @@ def _load_zip(file: zipfile.ZipFile, source: str):
     storages: dict[str, _Storage] = {}
 
     def storage_factory(pid):
-        _, storage_type, key, _location, numel = pid[:5]
-        key = str(key)
+        storage_type, key, numel = _storage_id(pid, source)
         if key not in storages:
             storage = _Storage(key, storage_type, numel)
+            dtype = storage_type.dtype.newbyteorder("<" if byteorder == "little" else ">")
             try:
-                raw = file.read(f"{prefix}data/{key}")
+                record = file.getinfo(f"{prefix}data/{key}")
             except KeyError:
                 raise UnsafePickleError(f"{source} lacks the storage record data/{key}.") from None
-            dtype = storage_type.dtype.newbyteorder("<" if byteorder == "little" else ">")
-            if len(raw) % dtype.itemsize:
-                raise UnsafePickleError(f"{source}: storage data/{key} has a partial element.")
-            storage.array = np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))
+            # Checked before reading, so a record's stated size cannot make us allocate.
+            if record.file_size != numel * dtype.itemsize:
+                raise UnsafePickleError(
+                    f"{source}: storage data/{key} holds {record.file_size} bytes, not the "
+                    f"{numel} elements of {dtype.itemsize} bytes its tensor names: the file is corrupt."
+                )
+            storage.array = np.frombuffer(file.read(record), dtype).astype(dtype.newbyteorder("="))
             storages[key] = storage
         return storages[key]
 
@@ -234,7 +262,7 @@ def _load_zip(file: zipfile.ZipFile, source: str):
     return _resolve(obj, source)
 
 
-def _load_legacy(stream: io.BufferedIOBase, source: str):
+def _load_legacy(stream: io.BufferedIOBase, source: str, file_size: int):
     def plain_pickle():
         return _SafeUnpickler(stream, _no_storage, source).load()
 
@@ -261,14 +289,20 @@ def _load_legacy(stream: io.BufferedIOBase, source: str):
     storages: dict[str, _Storage] = {}
 
     def storage_factory(pid):
-        _, storage_type, key, _location, numel = pid[:5]
+        storage_type, key, numel = _storage_id(pid, source)
         view = pid[5] if len(pid) > 5 else None
-        key = str(key)
         if key not in storages:
             storages[key] = _Storage(key, storage_type, numel)
         if view is None:
             return storages[key]
-        view_key, offset, view_numel = view
+        if not (isinstance(view, tuple) and len(view) == 3 and _is_count(view[1]) and _is_count(view[2])):
+            raise UnsafePickleError(f"{source} has a malformed storage view {view!r}.")
+        _, offset, view_numel = view
+        if offset + view_numel > storages[key].numel:
+            raise UnsafePickleError(
+                f"{source}: a view of elements {offset} to {offset + view_numel} of storage {key!r}, "
+                f"which holds {storages[key].numel}: the file is corrupt."
+            )
         return _StorageView(storages[key], offset, view_numel)
 
     obj = _SafeUnpickler(stream, storage_factory, source).load()
@@ -284,10 +318,17 @@ def _load_legacy(stream: io.BufferedIOBase, source: str):
             raise UnsafePickleError(f"{source} is truncated (storage {key!r} missing).")
         (numel,) = struct.unpack("<q", header)
         dtype = storage.storage_type.dtype.newbyteorder("<")
-        raw = stream.read(numel * dtype.itemsize)
-        if numel < 0 or len(raw) != numel * dtype.itemsize:
-            raise UnsafePickleError(f"{source} is truncated (storage {key!r} is short).")
-        storage.array = np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))
+        # Checked against the bytes left in the file before reading, so that a
+        # record's stated length cannot make us allocate.
+        remaining = file_size - stream.tell()
+        if numel != storage.numel or numel * dtype.itemsize > remaining:
+            raise UnsafePickleError(
+                f"{source}: storage {key!r} states {numel} elements where its tensors name "
+                f"{storage.numel} and {remaining} bytes are left: the file is corrupt or truncated."
+            )
+        storage.array = np.frombuffer(stream.read(numel * dtype.itemsize), dtype).astype(
+            dtype.newbyteorder("=")
+        )
     return _resolve(obj, source)
 
 
@@ -318,7 +359,7 @@ def load(path):
         with zipfile.ZipFile(path) as file:
             return _load_zip(file, source)
     with open(path, "rb") as stream:
-        return _load_legacy(stream, source)
+        return _load_legacy(stream, source, os.fstat(stream.fileno()).st_size)
 
 
 def load_state_dict(path) -> dict[str, np.ndarray]:

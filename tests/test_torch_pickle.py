@@ -37,6 +37,11 @@ class _Storage:
         self.key, self.flat = key, np.ascontiguousarray(flat)
 
 
+class _View:
+    def __init__(self, base, offset, numel):
+        self.base, self.offset, self.numel = base, offset, numel
+
+
 class _Tensor:
     def __init__(self, storage, offset, size, stride):
         self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
@@ -71,6 +76,11 @@ class _Pickler(pickle.Pickler):
         self.storages = {}
 
     def persistent_id(self, obj):
+        if isinstance(obj, _View):  # legacy layout only: a slice of another storage
+            self.storages[obj.base.key] = obj.base
+            storage_type = getattr(sys.modules["torch"], _DTYPE_STORAGE[obj.base.flat.dtype.name])
+            view = (f"{obj.base.key}_view", obj.offset, obj.numel)
+            return ("storage", storage_type, obj.base.key, "cpu", obj.base.flat.size, view)
         if isinstance(obj, _Storage):
             self.storages[obj.key] = obj
             storage_type = getattr(sys.modules["torch"], _DTYPE_STORAGE[obj.flat.dtype.name])
@@ -92,7 +102,7 @@ def _write_zip(path, obj, prefix="archive"):
         archive.writestr(f"{prefix}/version", "3\n")
 
 
-def _write_legacy(path, obj):
+def _write_legacy(path, obj, record_numel=None):
     with open(path, "wb") as f:
         pickle.dump(0x1950A86A20F9469CFC6C, f, protocol=2)
         pickle.dump(1001, f, protocol=2)
@@ -111,7 +121,7 @@ def _write_legacy(path, obj):
         pickle.dump(keys, f, protocol=2)
         for key in keys:
             flat = pickler.storages[key].flat
-            f.write(struct.pack("<q", flat.size))
+            f.write(struct.pack("<q", flat.size if record_numel is None else record_numel))
             f.write(flat.astype(flat.dtype.newbyteorder("<")).tobytes())
 
 
@@ -200,6 +210,50 @@ def test_rejects_a_tensor_that_reads_past_its_storage(fake_torch, tmp_path):
     path = tmp_path / "oob.pth"
     _write_zip(path, {"w": _Tensor(storage, 2, (3,), (1,))})
     with pytest.raises(UnsafePickleError, match="corrupt"):
+        torch_pickle.load(path)
+
+
+def test_rejects_a_view_with_a_negative_offset(fake_torch, tmp_path):
+    # Once read 64 values of process memory: flat[start:] with start < 0 passed the bounds check.
+    view = _View(_Storage("0", np.arange(6, dtype="float32")), -64, 64)
+    path = tmp_path / "negative.pth"
+    _write_legacy(path, {"w": _Tensor(view, 0, (64,), (1,))})
+    with pytest.raises(UnsafePickleError, match="malformed storage view"):
+        torch_pickle.load(path)
+
+
+@pytest.mark.parametrize("record_numel", [-1, 37 * 2**30 // 4], ids=["negative", "37GiB"])
+def test_a_record_length_is_checked_before_anything_is_read(fake_torch, tmp_path, record_numel):
+    path = tmp_path / "record.pth"
+    _write_legacy(
+        path, {"w": _Tensor(_Storage("0", np.arange(6, dtype="float32")), 0, (6,), (1,))}, record_numel
+    )
+    assert path.stat().st_size < 1000
+    with pytest.raises(UnsafePickleError, match="corrupt or truncated"):
+        torch_pickle.load(path)
+
+
+@pytest.mark.parametrize("writer", [_write_zip, _write_legacy], ids=["zip", "legacy"])
+def test_a_few_bytes_cannot_ask_for_gigabytes(fake_torch, tmp_path, writer):
+    # Stride 0 keeps every element inside a 6-element storage, yet copying it would take 2 GB.
+    storage = _Storage("0", np.arange(6, dtype="float32"))
+    path = tmp_path / "bomb.pth"
+    writer(path, {"w": _Tensor(storage, 0, (2**29,), (0,))})
+    assert path.stat().st_size < 1000
+    with pytest.raises(UnsafePickleError, match="needs more than the 6 elements"):
+        torch_pickle.load(path)
+
+
+def test_a_zip_record_must_hold_the_elements_its_tensor_names(fake_torch, tmp_path):
+    path = tmp_path / "short.pth"
+    _write_zip(path, {"w": _Tensor(_Storage("0", np.arange(6, dtype="float32")), 0, (6,), (1,))})
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries["archive/data/0"] = entries["archive/data/0"][:8]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    with pytest.raises(UnsafePickleError, match="holds 8 bytes"):
         torch_pickle.load(path)
 
 
