@@ -215,7 +215,7 @@ def test_train_then_predict_with_the_saved_model(image_folder, tmp_path):
         "--batch-size", "4", "--image-size", "32", "--freeze-backbone", "--out", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "Using 10 files for training" in result.stdout
+    assert "Found 12 images in 2 classes: 10 for training, 2 for validation." in result.stdout
     meta = json.loads((tmp_path / "colours.classes.json").read_text())
     assert meta["class_names"] == ["blue", "red"] and meta["image_size"] == 32
     assert_png(tmp_path / "colours.history.png")

@@ -45,6 +45,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Classifies images with a pretrained EfficientNet and prints the top classes."""
+    from keras_efficientnets import images
+
     plot = common.png_path(args.plot, "--plot")
     if not 1 <= args.top <= 1000:
         raise common.CommandError(f"--top must be between 1 and 1000. Received: --top {args.top}")
@@ -54,42 +56,23 @@ def run(args) -> int:
         paths = _sample_photos()
         shown_names = list(SAMPLE_PHOTOS)
         print(f"No IMAGE given: classifying scikit-image's sample photos {', '.join(SAMPLE_PHOTOS)}.")
-    images = [_read_image(path) for path in paths]
+    common.require("PIL.Image")
+    images.check_images(paths)  # before the model is built: a bad file fails at once
 
-    weights = args.weights
-    if weights.endswith(".keras"):
-        if not os.path.isfile(weights):
-            raise common.CommandError(f"No model file at {weights}. Pass a .keras file saved by `train`.")
-        model, names, size, label = _load_trained_model(weights)
-        # `train` resizes the whole centre square; crop the same way.
-        padding = 0
-    else:
-        model_variant = common.variant(args.model)
-        if weights.lower() == "none":
-            raise common.CommandError(
-                "predict needs trained weights: --weights imagenet or a weights file path."
-            )
-        if weights != "imagenet" and not os.path.isfile(weights):
-            raise common.CommandError(
-                f"No weights file at {weights}. Pass --weights imagenet or an existing file."
-            )
-        common.import_keras()
-        from keras_efficientnets import model as model_lib
-
-        model = getattr(model_lib, model_variant.constructor_name)(weights=weights)
-        names, size, padding = None, model_variant.resolution, CROP_PADDING
-        source = "ImageNet" if weights == "imagenet" else weights
-        label = f"{model_variant.constructor_name} with {source} weights"
+    model, names, size, padding, label = _model(args.model, args.weights)
     top = min(args.top, model.output_shape[-1])
 
     import numpy as np
 
-    batch = np.stack([_center_crop(image, size, padding) for image in images])
+    batch = np.stack([images.load_image(path, size=size, crop_padding=padding) for path in paths])
     scores = np.asarray(model.predict(batch, verbose=0))
     if names is None:
         from keras_efficientnets.preprocessing import decode_predictions
 
-        results = [[(name, p) for _, name, p in row] for row in decode_predictions(scores, top=top)]
+        # Printed as words: "tiger cat", where the library returns keras.applications' "tiger_cat".
+        results = [
+            [(name.replace("_", " "), p) for _, name, p in row] for row in decode_predictions(scores, top=top)
+        ]
     else:
         results = [[(names[i], float(row[i])) for i in np.argsort(row)[::-1][:top]] for row in scores]
 
@@ -102,6 +85,30 @@ def run(args) -> int:
         plot_predictions(shown_names, batch, results, plot)
         print(f"Wrote {plot}")
     return 0
+
+
+def _model(model_name: str, weights: str):
+    """The classifier, its class names (None: ImageNet's), input size, crop padding and a label."""
+    if weights.endswith(".keras"):
+        if not os.path.isfile(weights):
+            raise common.CommandError(f"No model file at {weights}. Pass a .keras file saved by `train`.")
+        model, names, size = _load_trained_model(weights)
+        # `train` resizes the whole centre square; crop the same way.
+        return model, names, size, 0, weights
+    model_variant = common.variant(model_name)
+    if weights.lower() == "none":
+        raise common.CommandError("predict needs trained weights: --weights imagenet or a weights file path.")
+    if weights != "imagenet" and not os.path.isfile(weights):
+        raise common.CommandError(
+            f"No weights file at {weights}. Pass --weights imagenet or an existing file."
+        )
+    common.import_keras()
+    from keras_efficientnets import model as model_lib
+
+    model = getattr(model_lib, model_variant.constructor_name)(weights=weights)
+    source = "ImageNet" if weights == "imagenet" else weights
+    label = f"{model_variant.constructor_name} with {source} weights"
+    return model, None, model_variant.resolution, CROP_PADDING, label
 
 
 def _sample_photos() -> list[str]:
@@ -117,53 +124,51 @@ def _sample_photos() -> list[str]:
     return [os.path.join(folder, name) for name in SAMPLE_PHOTOS]
 
 
-def _read_image(path: str):
-    """The image as an RGB PIL image, or a one-line error."""
-    image_lib = common.require("PIL.Image")
-    if not os.path.isfile(path):
-        raise common.CommandError(f"No such image file: {path}. Pass the path of a JPEG or PNG file.")
-    try:
-        with image_lib.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as error:
-        raise common.CommandError(
-            f"Cannot read {path} as an image ({type(error).__name__}): pass a JPEG or PNG file."
-        ) from None
-
-
-def _center_crop(image, size: int, padding: int):
-    """Crops the centre square (less `padding` in reference proportion) and resizes it to `size`."""
-    import numpy as np
-    from PIL import Image
-
-    width, height = image.size
-    side = min(width, height) * size / (size + padding)
-    left, top = (width - side) / 2, (height - side) / 2
-    box = (round(left), round(top), round(left + side), round(top + side))
-    resized = image.resize((size, size), Image.Resampling.BICUBIC, box=box)
-    return np.asarray(resized, dtype="float32")
-
-
 def _load_trained_model(path: str):
-    """A `.keras` model saved by `train`, its class names and input size."""
+    """A `.keras` model saved by `train`, its class names (None: ImageNet's) and input size."""
     keras = common.import_keras()
-    model = keras.saving.load_model(path, compile=False)
-    meta = {}
-    classes_file = common.classes_path(path)
-    if os.path.isfile(classes_file):
-        with open(classes_file, encoding="utf-8") as f:
-            meta = json.load(f)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # a user's file: any failure to load it is theirs to fix
+        raise common.CommandError(
+            f"Cannot load {path} as a Keras model ({type(error).__name__}: {error}). Pass a .keras file "
+            "saved by `train`."
+        ) from None
     outputs = model.output_shape[-1]
+    meta = _read_classes_file(common.classes_path(path), outputs)
     names = meta.get("class_names")
     if names is None and outputs != 1000:
         names = [f"class {i}" for i in range(outputs)]
-    # None and 1000 outputs: ImageNet classes, decoded by the caller.
     size = model.input_shape[1] or meta.get("image_size")
     if size is None:
         raise common.CommandError(
-            f"{path} takes images of any size and has no {classes_file}: retrain with `train`."
+            f"{path} takes images of any size and has no {common.classes_path(path)}: retrain with `train`."
         )
-    return model, names, int(size), path
+    return model, names, int(size)
+
+
+def _read_classes_file(classes_file: str, outputs: int) -> dict:
+    """The class names and image size `train` saved beside a model; {} if there is no such file."""
+    if not os.path.isfile(classes_file):
+        return {}
+    try:
+        with open(classes_file, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as error:
+        raise common.CommandError(f"{classes_file} is not valid JSON ({error}): fix or delete it.") from None
+    names = meta.get("class_names") if isinstance(meta, dict) else None
+    size = meta.get("image_size") if isinstance(meta, dict) else None
+    if (
+        not isinstance(names, list)
+        or len(names) != outputs
+        or not all(isinstance(n, str) for n in names)
+        or not (size is None or (isinstance(size, int) and size >= 32))
+    ):
+        raise common.CommandError(
+            f"{classes_file} does not hold {outputs} class names (and an image size >= 32), as `train` "
+            "writes it: fix or delete it."
+        )
+    return meta
 
 
 def plot_predictions(paths, batch, results, path: str) -> None:

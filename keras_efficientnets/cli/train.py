@@ -59,7 +59,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Fine-tunes a named EfficientNet on a folder of class subfolders."""
-    model_variant, classes = common.variant(args.model), _class_folders(args.data_dir)
+    from keras_efficientnets import images, training
+
+    model_variant = common.variant(args.model)
     common.output_path(args.out, "--out", (".keras",))
     if not 0 <= args.validation_split < 1:
         raise common.CommandError(
@@ -75,10 +77,26 @@ def run(args) -> int:
         )
     default_curve = os.path.splitext(args.out)[0] + ".history.png"
     curve = None if args.no_plot else common.png_path(args.plot or default_curve, "--plot")
+    common.require("PIL.Image")
+    folder = training.split_image_folder(args.data_dir, args.validation_split, seed=args.seed)
+    print(folder.describe())
+    # Every image is decoded once now: a bad file fails here, by name, not an epoch in.
+    images.check_images(folder.train_paths + folder.validation_paths)
 
     keras = common.import_keras()
     keras.utils.set_random_seed(args.seed)
-    train_data, val_data = _datasets(keras, args.data_dir, classes, size, args)
+    train_data, val_data = training.image_folder_datasets(folder, size, args.batch_size, seed=args.seed)
+    augment = keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomRotation(0.05),
+            keras.layers.RandomZoom(0.1),
+        ],
+        name="augmentation",
+    )
+    # Augment in the input pipeline, so that the saved model holds only the network.
+    train_data = train_data.map(lambda x, y: (augment(x, training=True), y))
+    classes = folder.class_names
     model = _classifier(keras, model_variant, weights, size, len(classes), args.freeze_backbone)
     learning_rate = args.learning_rate or (1e-3 if args.freeze_backbone else 1e-4)
     model.compile(
@@ -91,55 +109,13 @@ def run(args) -> int:
         f"Training {model_variant.constructor_name} ({scope}, weights={args.weights}) on "
         f"{len(classes)} classes at {size}x{size}, learning rate {learning_rate:g}"
     )
-    history = model.fit(
-        train_data, validation_data=val_data, epochs=args.epochs, shuffle=False, verbose=args.verbose
-    )
+    history = model.fit(train_data, validation_data=val_data, epochs=args.epochs, verbose=args.verbose)
     _save(model, args.out, classes, size, model_variant.name)
     if curve:
         plot_history(history.history, curve)
         print(f"Wrote {curve}")
     print(f"Classify with: {common.PROG} predict IMAGE --weights {args.out}")
     return 0
-
-
-def _class_folders(data_dir: str) -> list[str]:
-    if not os.path.isdir(data_dir):
-        raise common.CommandError(
-            f"No such folder: {data_dir}. Pass a folder with one subfolder of images per class."
-        )
-    classes = sorted(d for d in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, d)))
-    if len(classes) < 2:
-        raise common.CommandError(
-            f"{data_dir} has {len(classes)} class subfolders; training needs at least 2 "
-            "(one folder of images per class)."
-        )
-    return classes
-
-
-def _datasets(keras, data_dir, classes, size, args):
-    """Training and validation batches of RGB [0, 255] images, the training ones augmented."""
-    split = args.validation_split or None
-    datasets = keras.utils.image_dataset_from_directory(
-        data_dir,
-        class_names=classes,
-        image_size=(size, size),
-        batch_size=args.batch_size,
-        crop_to_aspect_ratio=True,
-        validation_split=split,
-        subset="both" if split else None,
-        seed=args.seed,
-    )
-    train_data, val_data = datasets if split else (datasets, None)
-    augment = keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal"),
-            keras.layers.RandomRotation(0.05),
-            keras.layers.RandomZoom(0.1),
-        ],
-        name="augmentation",
-    )
-    # Augment in the input pipeline, so that the saved model holds only the network.
-    return train_data.map(lambda x, y: (augment(x, training=True), y)).prefetch(2), val_data
 
 
 def _classifier(keras, model_variant, weights, size, classes, freeze_backbone):
