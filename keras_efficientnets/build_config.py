@@ -13,7 +13,7 @@ import functools
 
 import keras
 
-from keras_efficientnets.config import BlockArgs
+from keras_efficientnets.config import BlockArgs, get_default_block_list
 from keras_efficientnets.flops import count_plan
 from keras_efficientnets.preprocessing import resolve_normalization
 from keras_efficientnets.scaling import ModelPlan, plan_model
@@ -43,7 +43,7 @@ class BuildConfig:
     the default shape), so a config that exists can be built.
     """
 
-    block_args_list: tuple[BlockArgs, ...]
+    block_args_list: tuple[BlockArgs, ...] | None
     width_coefficient: float
     depth_coefficient: float
     input_shape: tuple | None = None
@@ -72,6 +72,8 @@ class BuildConfig:
         def normalize(field, value):
             object.__setattr__(self, field, value)
 
+        if self.block_args_list is None:  # 0.1.x's way of asking for B0's stages
+            normalize("block_args_list", get_default_block_list())
         _check_equal_strides(self.plan)  # making the plan checks the stages and the scaling arguments
         normalize("block_args_list", tuple(self.block_args_list))
         for field in ("width_coefficient", "depth_coefficient", "drop_connect_rate"):

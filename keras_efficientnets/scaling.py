@@ -136,6 +136,13 @@ def check_block_args_list(block_args_list) -> list[BlockArgs]:
         raise TypeError(problem)
     if not stages:
         raise ValueError(problem)
+    for index, stage in enumerate(stages):
+        if stage.is_empty:
+            raise ValueError(
+                f"Stage {index} of `block_args_list` is an empty BlockArgs(): fill it in with "
+                f"decode_block_string('r1_k3_s11_e1_i32_o16_se0.25'), for example. "
+                f"Received: block_args_list[{index}]=BlockArgs()"
+            )
     for index in range(1, len(stages)):
         if stages[index].input_filters != stages[index - 1].output_filters:
             raise ValueError(

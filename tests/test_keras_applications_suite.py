@@ -1,0 +1,52 @@
+"""keras.applications' own test suite, run on our models: a drop-in must pass what its original passes.
+
+The suite is Keras's ``keras/src/applications/applications_test.py`` as installed,
+executed unchanged except for its model list, which names our B0-B7 and
+Lite0-2 (with their last feature width, and `keras_efficientnets.efficientnet`
+as the module of ``preprocess_input`` and ``decode_predictions``). Its
+``test_application_base`` cases download ImageNet weights and ``elephant.jpg``,
+which tests here may not: they are skipped, and only they.
+"""
+
+import pathlib
+import types
+import unittest
+
+import keras
+import pytest
+
+import keras_efficientnets as ke
+from keras_efficientnets import efficientnet as module_2019
+
+SUITE = pathlib.Path(keras.__file__).parent / "src" / "applications" / "applications_test.py"
+FEATURES = {"b0": 1280, "b1": 1280, "b2": 1408, "b3": 1536, "b4": 1792, "b5": 2048, "b6": 2304, "b7": 2560}
+FEATURES |= {"lite0": 1280, "lite1": 1280, "lite2": 1280}
+QUICK = ("b0", "lite0")
+
+
+def suite_class(variants, class_name):
+    """The suite's test class, with MODEL_LIST replaced by our `variants`."""
+    source = SUITE.read_text()
+    start = source.index("MODEL_LIST = [")
+    end = source.index("\n]\n", start) + len("\n]\n")
+    source = source[:start] + "MODEL_LIST = OUR_MODEL_LIST\n" + source[end:]
+    module = types.ModuleType(f"keras_applications_suite_{class_name}")
+    module.OUR_MODEL_LIST = [
+        (getattr(ke, ke.config.VARIANTS[v].constructor_name), FEATURES[v], module_2019) for v in variants
+    ]
+    exec(compile(source, str(SUITE), "exec"), module.__dict__)
+    suite = type(class_name, (module.ApplicationsTest,), {})
+    for name in dir(suite):
+        if name.startswith("test_application_base"):
+            setattr(
+                suite,
+                name,
+                unittest.skip("downloads ImageNet weights and elephant.jpg")(getattr(suite, name)),
+            )
+    return suite
+
+
+KerasApplicationsSuiteQuick = suite_class(QUICK, "KerasApplicationsSuiteQuick")
+KerasApplicationsSuiteAll = pytest.mark.slow(
+    suite_class([v for v in FEATURES if v not in QUICK], "KerasApplicationsSuiteAll")
+)
