@@ -9,6 +9,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_efficientnets.validation import check_int
+
 __all__ = ["OnnxPredictor", "export_onnx", "fold_batch_norm"]
 
 ONNX_INPUT_NAME = "images"
@@ -219,8 +221,8 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, *, opset: int | Non
         )
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"`path` must be a str or os.PathLike. Received: path={path!r}")
-    if opset is not None and (not isinstance(opset, int) or isinstance(opset, bool) or opset < 1):
-        raise ValueError(f"`opset` must be None or a positive integer. Received: opset={opset!r}")
+    if opset is not None:
+        opset = check_int("opset", opset, minimum=1)
     path = Path(path)
     signature = [keras.InputSpec(shape=model.input_shape, dtype=model.inputs[0].dtype, name=ONNX_INPUT_NAME)]
     model.export(str(path), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
@@ -249,8 +251,8 @@ class OnnxPredictor:
             ) from error
         if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
             raise FileNotFoundError(f"No ONNX file at `path`. Received: path={path!r}")
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-            raise ValueError(f"`threads` must be None or a positive integer. Received: threads={threads!r}")
+        if threads is not None:
+            threads = check_int("threads", threads, minimum=1)
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -266,8 +268,7 @@ class OnnxPredictor:
 
     def predict(self, images, batch_size: int = 32) -> np.ndarray:
         """The outputs for any number of images, run `batch_size` at a time."""
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         images = np.asarray(images, dtype="float32")
         return np.concatenate(
             [self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]

@@ -18,14 +18,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_efficientnets"
 
 # Bottom to top. A module may import the package modules of the layers below its own.
 LAYERS = [
-    {"validation", "fileio", "torch_pickle", "preprocessing"},
-    {"config"},
+    {"validation", "fileio", "torch_pickle", "images"},
+    {"config", "preprocessing"},
     {"scaling"},
     {"flops", "checkpoints"},
-    {"optimize.projection", "optimize.user_cost", "downloads", "weight_files", "remat"},
-    {"optimize.coefficients", "optimize.candidates", "weights", "blocks", "build_config"},
+    {"optimize.projection", "optimize.user_cost", "downloads", "weight_files", "remat", "custom_objects"},
+    {"optimize.coefficients", "optimize.candidates", "weights", "blocks", "build_config", "training"},
     {"model", "optimize.plots"},
-    {"convert", "inference", "optimize.search"},
+    {"convert", "inference", "optimize.search", "efficientnet"},
     {"optimize"},
     {"cli.common"},
     {"cli.info", "cli.predict", "cli.train", "cli.optimize", "cli.convert"},
@@ -33,6 +33,7 @@ LAYERS = [
     {"__main__", ""},  # "" is the package's __init__
 ]
 KERAS_FREE = {
+    "images",
     "validation",
     "fileio",
     "torch_pickle",
@@ -47,7 +48,7 @@ KERAS_FREE = {
     "optimize.candidates",
 }
 # Import these only inside the functions that need them.
-LAZY = {"optimize", "optimize.search", "optimize.plots", "downloads", "", "cli", "cli.common"} | {
+LAZY = {"optimize", "optimize.search", "optimize.plots", "downloads", "training", "", "cli", "cli.common"} | {
     f"cli.{name}" for name in ("info", "predict", "train", "optimize", "convert")
 }
 HEAVY = {"keras", "tensorflow", "jax", "torch", "keras_tuner", "matplotlib", "onnx", "onnxruntime", "tf2onnx"}

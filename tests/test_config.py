@@ -202,3 +202,19 @@ def test_get_variant_accepts_common_spellings(name):
 def test_get_variant_lists_valid_names():
     with pytest.raises(ValueError, match="Valid names: b0, b1.*Received: name='b9'"):
         get_variant("b9")
+
+
+def test_numpy_numbers_become_python_numbers():
+    import numpy as np
+
+    block = BlockArgs(
+        np.int64(16),
+        np.int32(24),
+        np.int64(3),
+        (np.int64(2), 2),
+        np.int64(2),
+        np.float32(0.25),
+        np.float32(6.5),
+    )
+    assert block.to_block_string() == "r2_k3_s22_e6.5_i16_o24_se0.25"
+    assert type(block.input_filters) is int and type(block.expand_ratio) is float

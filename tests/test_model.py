@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import (
     assert_depends_on_the_input,
+    channels_first_unsupported_reason,
     copy_weights_by_name,
     infer,
     random_images,
@@ -345,6 +346,9 @@ def test_the_stem_feeds_the_first_stage_whatever_its_width():
 
 
 def test_channels_first_computes_what_channels_last_does():
+    reason = channels_first_unsupported_reason()
+    if reason:
+        pytest.skip(reason)
     stages = tiny_stages()
     last = randomize_weights(EfficientNet((64, 64, 3), stages, 1.0, 1.0, classifier_activation=None))
     first = EfficientNet(
@@ -356,3 +360,10 @@ def test_channels_first_computes_what_channels_last_does():
     expected = infer(last, x)
     assert_depends_on_the_input(expected)
     np.testing.assert_allclose(infer(first, np.transpose(x, (0, 3, 1, 2))), expected, atol=1e-4, rtol=0)
+
+
+def test_numpy_numbers_are_taken_as_python_ones():
+    model = EfficientNet(
+        (np.int64(32), 32, 3), tiny_stages(), np.float32(1.0), np.float64(1.0), classes=np.int64(10)
+    )
+    assert model.output_shape == (None, 10)

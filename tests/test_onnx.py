@@ -56,8 +56,8 @@ from keras_efficientnets.inference import OnnxPredictor, export_onnx
 sys.path.insert(0, {tests!r})
 from helpers import infer, random_images, randomize_weights
 model = randomize_weights(getattr(ke, {name!r})(
-    weights=None, input_shape=(64, 64, 3), include_preprocessing=False, classifier_activation=None))
-x = random_images(1, 64, seed=2) / 255.0
+    weights=None, input_shape=(64, 64, 3), classifier_activation=None))
+x = random_images(1, 64, seed=2)
 expected = infer(model, x)
 print(float(np.abs(OnnxPredictor(export_onnx(model, {path!r}))(x) - expected).max()),
       float(np.abs(expected).max()))
@@ -80,4 +80,5 @@ def test_every_variant_exports_to_onnx(name, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     max_difference, output_scale = map(float, result.stdout.split()[-2:])
     assert output_scale > 0.1
-    assert max_difference <= 1e-4
+    # float32 round-off grows with depth: B7's 55 blocks reach 1e-5 of its logits' scale.
+    assert max_difference <= max(1e-4, 2e-5 * output_scale)

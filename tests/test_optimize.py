@@ -383,3 +383,11 @@ def test_plot_candidates_of_plain_rows_and_errors(tmp_path):
     assert figure.axes[3].get_ylabel() == "ideal cost"
     with pytest.raises(ValueError, match="nothing to plot"):
         plot_candidates([])
+
+
+def test_search_without_keras_tuner_names_the_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keras_tuner", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'keras-efficientnets\[tuner\]'"):
+        search_coefficients([[1.2, 1.1, 1.15]], build_and_evaluate=lambda c: 0.0)

@@ -9,7 +9,10 @@ import hashlib
 import http.server
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import h5py
 import keras
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 from helpers import randomize_weights, set_true_imagenet_normalization, write_keras_applications_h5
 
-from keras_efficientnets import EfficientNetB0, EfficientNetB1, weights
+from keras_efficientnets import EfficientNetB0, EfficientNetB1, downloads, weights
 from keras_efficientnets.weights import WeightsDownloadError
 
 
@@ -28,6 +31,7 @@ class _Server:
         self.folder = folder
         self.mode = "good"
         self.requests = []
+        self.release = threading.Event()  # ends a "stall"
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -51,6 +55,19 @@ class _Server:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if server.mode == "stall":
+                    # 1000 bytes, then silence until the test ends.
+                    self.wfile.write(data[:1000])
+                    self.wfile.flush()
+                    server.release.wait(60)
+                    return
+                if server.mode == "slow":
+                    # In pieces, so that two clients' downloads overlap.
+                    for start in range(0, len(data), len(data) // 20 + 1):
+                        self.wfile.write(data[start : start + len(data) // 20 + 1])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    return
                 self.wfile.write(data)
 
             def log_message(self, *args):
@@ -62,6 +79,7 @@ class _Server:
         self.thread.start()
 
     def close(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -175,6 +193,65 @@ def test_a_bad_download_leaves_no_file_and_the_next_run_succeeds(served, mode, m
     server.mode = "good"
     EfficientNetB0(weights="imagenet")
     assert _md5(cached) == weights._KERAS_APPLICATIONS_MD5["b0"][0]
+
+
+def test_a_stalled_download_times_out_and_leaves_no_file(served, monkeypatch):
+    server, _ = served
+    server.mode = "stall"
+    monkeypatch.setattr(downloads, "DOWNLOAD_TIMEOUT_SECONDS", 1.0)
+    start = time.perf_counter()
+    with pytest.raises(WeightsDownloadError, match="no data for 1 seconds: the server stalled"):
+        EfficientNetB0(weights="imagenet")
+    assert time.perf_counter() - start < 30
+    models = os.path.join(os.environ["KERAS_HOME"], "models")
+    assert os.listdir(models) == []  # neither the file nor a temporary one
+
+
+def test_two_processes_filling_an_empty_cache_both_succeed(served):
+    server, _ = served
+    server.mode = "slow"
+    fname = "efficientnetb0.h5"
+    md5 = weights._KERAS_APPLICATIONS_MD5["b0"][0]
+    code = (
+        "import sys; from keras_efficientnets.downloads import fetch; "
+        f"print(fetch({fname!r}, {server.url + fname!r}, {md5!r}))"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [process.communicate(timeout=240) for process in processes]
+    for process, (_, err) in zip(processes, results, strict=True):
+        assert process.returncode == 0, err[-2000:]
+    target = os.path.join(os.environ["KERAS_HOME"], "models", fname)
+    assert {out.strip().splitlines()[-1] for out, _ in results} == {target}
+    assert _md5(target) == md5
+    assert len(server.requests) == 2  # both really downloaded, at the same time
+    assert os.listdir(os.path.dirname(target)) == [fname]
+
+
+def test_keras_home_that_is_a_file_is_named(tmp_path, monkeypatch):
+    home = tmp_path / "not_a_folder"
+    home.write_text("")
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    with pytest.raises(WeightsDownloadError, match="KERAS_HOME=.*not_a_folder.* is not a folder"):
+        downloads.fetch("x.h5", "http://127.0.0.1:9/x.h5", "0" * 32)
+
+
+def test_a_non_numeric_weight_loads_nothing_and_names_the_file_and_layer(b0_files):
+    _, folder = b0_files
+    model = EfficientNetB0(weights=None)
+    before = _snapshot(model)
+    table = weights.read_weights_file(folder / "efficientnetb0.h5")
+    table["top_conv"]["kernel"] = np.full(table["top_conv"]["kernel"].shape, "x")
+    with pytest.raises(ValueError) as info:
+        weights.assign_weights(model, table, source="'weird.h5'", ignore_layers=("normalization",))
+    message = str(info.value)
+    assert "'weird.h5'" in message and "top_conv/kernel (<U1)" in message and "not numbers" in message
+    for old, new in zip(before, _snapshot(model), strict=True):
+        np.testing.assert_array_equal(old, new)
 
 
 def test_a_truncated_file_in_the_cache_is_fetched_again(served):

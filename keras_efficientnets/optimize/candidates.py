@@ -170,7 +170,13 @@ def candidate_table(
         scaled = compound_scaling(phi, alpha, beta, gamma, base_resolution)
         width = base_width * scaled.width_coefficient
         depth = base_depth * scaled.depth_coefficient
-        report = measure(width, depth, scaled.resolution)
+        try:
+            report = measure(width, depth, scaled.resolution)
+        except ValueError as error:
+            raise ValueError(
+                f"The candidate (alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}) at phi={phi:g} scales the "
+                f"base beyond what can be built: {error}"
+            ) from None
         table.append(
             Candidate(
                 alpha=float(alpha),

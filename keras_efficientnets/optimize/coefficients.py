@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from keras_efficientnets.optimize.projection import project_onto_constraint
-from keras_efficientnets.optimize.user_cost import minimize_user_cost, vectorize_cost
+from keras_efficientnets.optimize.user_cost import check_start_costs, minimize_user_cost, vectorize_cost
 from keras_efficientnets.validation import check_int, check_real
 
 __all__ = ["MAX_GRID_ROWS", "PAPER_EXPONENTS", "get_compound_coeff_func", "optimize_coefficients"]
@@ -207,6 +207,7 @@ def optimize_coefficients(
         costs = cost_func(results)
     else:
         evaluate = vectorize_cost(cost_func, starts)
+        check_start_costs(evaluate(starts), starts, cost_func)
         results = minimize_user_cost(evaluate, starts, max_iter)
         costs = evaluate(results)
 

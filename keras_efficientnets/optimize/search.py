@@ -123,7 +123,13 @@ def search_coefficients(
             verbose,
         )
 
-    import keras_tuner  # optional extra: pip install keras-tuner
+    try:
+        import keras_tuner
+    except ImportError:
+        raise ImportError(
+            "search_coefficients runs its trials with KerasTuner: pip install 'keras-efficientnets[tuner]' "
+            "(or pip install keras-tuner)."
+        ) from None
 
     class CandidateTuner(keras_tuner.Tuner):
         def run_trial(self, trial, *args, **kwargs):

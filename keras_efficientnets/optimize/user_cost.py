@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["minimize_user_cost", "vectorize_cost"]
+__all__ = ["check_start_costs", "minimize_user_cost", "vectorize_cost"]
 
 
 def _as_scalar(value):
-    array = np.asarray(value, dtype=np.float64)
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":  # None, strings, objects: NumPy would turn None into NaN
+        raise TypeError(f"returned {value!r}, not a number")
     if array.size != 1:
         raise ValueError(f"returned shape {array.shape}, not a single number")
     return float(array.reshape(()))
@@ -63,6 +65,28 @@ def vectorize_cost(cost_func, starts):
             f"Received: cost_func={name}"
         )
     return lambda x: np.array([_as_scalar(cost_func(row.copy())) for row in x])
+
+
+def check_start_costs(costs, starts, cost_func) -> None:
+    """Refuses a cost function that gives NaN, or no finite cost at all, at the grid's starts.
+
+    Infinity is allowed (a way to forbid a region); NaN is always a bug in the
+    function, and would otherwise leave those starts where they are as if they
+    were results.
+    """
+    name = getattr(cost_func, "__name__", repr(cost_func))
+    nan = np.flatnonzero(np.isnan(costs))
+    if nan.size:
+        raise ValueError(
+            f"`cost_func` returned NaN at {nan.size} of {len(starts)} starts, first at "
+            f"{starts[nan[0]].tolist()}: it must return a number (inf to forbid a point). "
+            f"Received: cost_func={name}"
+        )
+    if not np.isfinite(costs).any():
+        raise ValueError(
+            f"`cost_func` is infinite at every start of the grid: nothing to minimize. "
+            f"Received: cost_func={name}"
+        )
 
 
 def minimize_user_cost(evaluate, starts, max_iter):
