@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 BACKENDS_INSTALLED := $(VENV)/.backends-installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
 
-.PHONY: install demo test test-slow test-backends lint format clean bench
+.PHONY: install demo test test-no-onednn test-slow test-backends lint format clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ demo: $(DEMO_INSTALLED)
 
 test: install
 	$(PYTEST) -q
+
+# The default suite again with TensorFlow's oneDNN kernels off, as TensorFlow leaves them on CPUs
+# other than some Intel ones (AMD's among them): no NCHW convolutions then, other kernels.
+test-no-onednn: install
+	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q
 
 # Two runs: the ONNX exports start their subprocesses from a small test process, not from one
 # that has already built B4-B8 and L2 (together they need close to 24 GiB).

@@ -8,7 +8,10 @@ through their own sessions on our ONNX export (OpenVINO reads the ONNX file;
 fp32 like the others, and at its default precision, bf16 on CPUs with bf16 units. Printed:
 median images/s over the repeats, and the ratio to keras.applications at the
 same batch size. JAX and PyTorch backends run ours at B0, batch 32, each in its
-own subprocess (the Keras backend is fixed per process).
+own subprocess (the Keras backend is fixed per process). TensorFlow's oneDNN
+kernels: keras.applications' B0 and ours at batch 1 and 32 with
+TF_ENABLE_ONEDNN_OPTS=0 and =1, each in its own subprocess (the flag is read
+when TensorFlow loads).
 
 Run:
 
@@ -45,7 +48,7 @@ def bench_tensorflow(variants, batches, repeats):
     from keras_efficientnets.inference import OnnxPredictor, export_onnx, fold_batch_norm
 
     peak = common.matmul_gflops()
-    common.emit(kind="matmul", gflops=peak)
+    common.emit(kind="matmul", gflops=peak, onednn=common.onednn_state())
     rng = np.random.default_rng(0)
     for name in variants:
         resolution = get_variant(name).resolution
@@ -129,6 +132,39 @@ def bench_this_backend(repeats):
     )
 
 
+def bench_onednn_state(repeats):
+    """keras.applications' B0 and ours at batch 1 and 32, with oneDNN as this process has it."""
+    import numpy as np
+
+    import keras_efficientnets as ke
+
+    ours = ke.EfficientNetB0(weights=None)
+    runners = {"keras.applications": keras_applications_twin_runner(ours), "ours": ours.predict_on_batch}
+    rng = np.random.default_rng(0)
+    for batch in (1, 32):
+        images = rng.uniform(0, 255, (batch, 224, 224, 3)).astype("float32")
+        for runtime, run in runners.items():
+            common.emit(
+                kind="onednn",
+                onednn=common.onednn_state(),
+                variant="b0",
+                batch=batch,
+                runtime=runtime,
+                images_per_second=time_runner(run, images, repeats_for(batch, repeats)),
+            )
+
+
+def bench_onednn(repeats):
+    """The pair of rows the oneDNN flag decides: each setting in its own process."""
+    for setting in ("0", "1"):
+        environment = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": setting}
+        records = common.run_benchmark(
+            "bench_inference", "--onednn-only", "--repeats", str(repeats), env=environment, echo=False
+        )
+        for record in records:
+            common.emit(**record)
+
+
 def bench_other_backends(repeats):
     for backend in ("jax", "torch"):
         environment = {**os.environ, "KERAS_BACKEND": backend}
@@ -145,12 +181,19 @@ def main():
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs at batch 32 (x4 at batch 1)")
     parser.add_argument("--no-backends", action="store_true", help="skip the JAX and PyTorch rows")
+    parser.add_argument("--no-onednn-pair", action="store_true", help="skip the oneDNN off/on rows")
     parser.add_argument("--this-backend-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--onednn-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.this_backend_only:
         bench_this_backend(args.repeats)
         return
+    if args.onednn_only:
+        bench_onednn_state(args.repeats)
+        return
     bench_tensorflow(args.variants.split(","), [int(b) for b in args.batches.split(",")], args.repeats)
+    if not args.no_onednn_pair:
+        bench_onednn(args.repeats)
     if not args.no_backends:
         bench_other_backends(args.repeats)
 

@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# As the command line does: TensorFlow's oneDNN kernels on, unless the run asks otherwise
+# (the oneDNN rows of bench_inference set it per subprocess).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 RESULT_PREFIX = "RESULT "
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +78,27 @@ def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's vector and matrix extensions that decide which kernels TensorFlow and ONNX Runtime use."""
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in wanted if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def onednn_state() -> str:
+    """Whether TensorFlow's oneDNN kernels are on in this process (TensorFlow must be imported)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return "on" if _pywrap_util_port.IsMklEnabled() else "off"
 
 
 def cpu_model() -> str:

@@ -54,6 +54,22 @@ def inference_table(records):
     return lines
 
 
+def onednn_table(records):
+    rows = [r for r in records if r["kind"] == "onednn"]
+    if not rows:
+        return ["(not measured)"]
+    speed = {(r["onednn"], r["runtime"], r["batch"]): r["images_per_second"] for r in rows}
+    lines = [
+        "| model | batch | oneDNN off: images/s | oneDNN on: images/s | on vs off |",
+        "|---|---|---|---|---|",
+    ]
+    for runtime, batch in sorted({(r["runtime"], r["batch"]) for r in rows}, key=lambda k: (k[1], k[0])):
+        off, on = speed.get(("off", runtime, batch)), speed.get(("on", runtime, batch))
+        ratio = f"{on / off:.2f}x" if on and off else "-"
+        lines.append(f"| {runtime} B0 | {batch} | {off or 0:.1f} | {on or 0:.1f} | {ratio} |")
+    return lines
+
+
 def train_table(records):
     rows = [r for r in records if r["kind"] == "train"]
     by_key = {(r["model"], r["batch"]): r for r in rows}
@@ -99,6 +115,11 @@ def build_table(records):
     return lines
 
 
+def onednn_state(records) -> str:
+    states = {r["onednn"] for r in records if r["kind"] == "matmul" and "onednn" in r}
+    return ", ".join(sorted(states)) or "unknown"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -132,7 +153,10 @@ def render(records, minutes) -> str:
         "weights in every runtime of a row group. How each figure is measured: benchmarks/README.md.",
         "",
         f"- Date: {datetime.date.today().isoformat()}; run took {minutes:.1f} min",
-        f"- CPU: {common.cpu_model()}, {os.cpu_count()} cores visible to the process",
+        f"- CPU: {common.cpu_model()}, {os.cpu_count()} cores visible to the process; "
+        f"flags: {', '.join(common.cpu_flags()) or 'none of AVX2/AVX-512/VNNI/AMX'}",
+        f"- TensorFlow's oneDNN kernels: {onednn_state(records)} in the main rows (TF_ENABLE_ONEDNN_OPTS="
+        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}); the oneDNN table runs both",
         f"- Versions: {versions}",
         "- Medians over the repeats; TensorFlow backend unless the backend column says otherwise.",
         "- On a shared machine (as for this run: a CI job and other work beside it) single figures move "
@@ -142,6 +166,13 @@ def render(records, minutes) -> str:
         "## Inference (native resolution: B0 224 px, B3 300 px)",
         "",
         *inference_table(records),
+        "",
+        "## TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in its own process)",
+        "",
+        "TensorFlow turns them on by default only on some Intel CPUs; the command line, `make demo` and "
+        "these benchmarks set TF_ENABLE_ONEDNN_OPTS=1 unless it is set (README, Performance).",
+        "",
+        *onednn_table(records),
         "",
         "## Training step (B0, 224 px, SGD, `train_on_batch`; each row its own process)",
         "",

@@ -1,5 +1,6 @@
 """Helpers shared by the tests: random weights, images, inference, and weight files as others write them."""
 
+import os
 import re
 
 import keras
@@ -114,6 +115,25 @@ def assert_depends_on_the_input(outputs, at_least=0.1):
     assert scale > 0 and spread >= at_least * scale, (
         f"outputs hardly depend on the input ({spread=:.3g}, {scale=:.3g})"
     )
+
+
+def channels_first_unsupported_reason():
+    """Why this backend cannot run channels_first convolutions here, or None when it can.
+
+    TensorFlow has NCHW convolutions on the CPU only through oneDNN, which it turns
+    on by default on some Intel CPUs only (and never with TF_ENABLE_ONEDNN_OPTS=0);
+    JAX and PyTorch always have them. Probed with a tiny convolution.
+    """
+    layer = keras.layers.Conv2D(1, 1, data_format="channels_first")
+    try:
+        layer(np.zeros((1, 1, 2, 2), "float32"))
+    except Exception as error:  # the backend's own error type: tf.errors.UnimplementedError on TensorFlow
+        return (
+            f"the {keras.backend.backend()} backend cannot run NCHW convolutions on this CPU "
+            f"({type(error).__name__}; TensorFlow needs oneDNN for them, off here: TF_ENABLE_ONEDNN_OPTS="
+            f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')})"
+        )
+    return None
 
 
 def infer(model, x):
