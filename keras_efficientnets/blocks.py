@@ -1,4 +1,6 @@
-"""The layers of an EfficientNet: input and its normalization, stem, MBConv blocks, head, top.
+"""The layers of an EfficientNet: input and its normalization, stem, blocks, head, top.
+
+Block kinds: MBConv (with squeeze-excite, or CondConv mixtures) and fused MBConv.
 
 Only Keras's built-in layers, so that a saved model loads, converts and serves
 without this package. Layer names follow keras.applications (``stem_conv``,
@@ -37,15 +39,18 @@ class GraphBuilder:
         activation: Activation of the stem, blocks and head.
         momentum, epsilon: BatchNormalization settings.
         dtype: The layers' dtype policy; None for Keras's global one.
+        depthwise_name: Name of the depthwise layer in a block (keras.applications'
+            V2 files call it ``dwconv2``, its V1 files ``dwconv``).
     """
 
-    def __init__(self, data_format, activation, momentum, epsilon, dtype=None):
+    def __init__(self, data_format, activation, momentum, epsilon, dtype=None, depthwise_name="dwconv"):
         self.data_format = data_format
         self.channel_axis = -1 if data_format == "channels_last" else 1
         self.activation = activation
         self.momentum = momentum
         self.epsilon = epsilon
         self.dtype = dtype
+        self.depthwise_name = depthwise_name
 
     def inputs(self, input_shape, input_tensor):
         """The model's input and the tensor the graph starts from."""
@@ -80,19 +85,41 @@ class GraphBuilder:
             axis=self.channel_axis, momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype, name=name
         )(x)
 
-    def conv(self, x, filters, kernel_size, strides, name, use_bias=False, activation=None):
-        return layers.Conv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            padding="same",
-            use_bias=use_bias,
-            activation=activation,
-            data_format=self.data_format,
-            kernel_initializer=CONV_KERNEL_INITIALIZER,
-            dtype=self.dtype,
-            name=name,
-        )(x)
+    def conv(self, x, filters, kernel_size, strides, name, use_bias=False, activation=None, experts=None):
+        """A 'same'-padded Conv2D; with `experts` (CondConv routing), a mixture of them."""
+
+        def layer(layer_name):
+            return layers.Conv2D(
+                filters,
+                kernel_size,
+                strides=strides,
+                padding="same",
+                use_bias=use_bias,
+                activation=activation,
+                data_format=self.data_format,
+                kernel_initializer=CONV_KERNEL_INITIALIZER,
+                dtype=self.dtype,
+                name=layer_name,
+            )
+
+        return layer(name)(x) if experts is None else self.mixture(x, layer, name, experts)
+
+    def depthwise(self, x, kernel_size, strides, name, experts=None):
+        """A 'same'-padded DepthwiseConv2D; with `experts` (CondConv routing), a mixture of them."""
+
+        def layer(layer_name):
+            return layers.DepthwiseConv2D(
+                kernel_size,
+                strides=strides,
+                padding="same",
+                use_bias=False,
+                data_format=self.data_format,
+                depthwise_initializer=CONV_KERNEL_INITIALIZER,
+                dtype=self.dtype,
+                name=layer_name,
+            )
+
+        return layer(name)(x) if experts is None else self.mixture(x, layer, name, experts)
 
     def act(self, x, name):
         return layers.Activation(self.activation, dtype=self.dtype, name=name)(x)
@@ -103,8 +130,8 @@ class GraphBuilder:
         x = self.batch_norm(x, name=f"{prefix}_bn")
         return self.act(x, name=f"{prefix}_activation")
 
-    def mbconv(self, inputs, block: BlockPlan, rematerialize: bool = False):
-        """One inverted-bottleneck block (MBConv): its branch, then drop connect and the residual."""
+    def block(self, inputs, block: BlockPlan, rematerialize: bool = False):
+        """One block: its branch (MBConv or fused), then drop connect and the residual."""
         if rematerialize:
             x = remat.rematerialized_branch(self.branch, inputs, block)
         else:
@@ -119,46 +146,101 @@ class GraphBuilder:
         return x
 
     def branch(self, inputs, block: BlockPlan):
-        """Expansion, depthwise, squeeze-excite and projection: the block without its residual."""
+        """The block without its residual."""
+        return self.fused_branch(inputs, block) if block.args.fused else self.mbconv_branch(inputs, block)
+
+    def mbconv_branch(self, inputs, block: BlockPlan):
+        """Expansion, depthwise, squeeze-excite and projection; CondConv mixes experts in the three convs."""
         args, name = block.args, block.name
+        # CondConv: one routing weight per expert and image, from the block's input.
+        experts = self.routing(inputs, block) if block.num_experts else None
         x = inputs
 
         # Expansion: widen the channels with a 1x1 conv.
         if args.expand_ratio != 1:
-            x = self.conv(x, block.expanded_filters, 1, 1, name=f"{name}expand_conv")
+            x = self.conv(x, block.expanded_filters, 1, 1, name=f"{name}expand_conv", experts=experts)
             x = self.batch_norm(x, name=f"{name}expand_bn")
             x = self.act(x, name=f"{name}expand_activation")
 
         # Depthwise: spatial filtering per channel, with the block's stride.
-        x = layers.DepthwiseConv2D(
-            args.kernel_size,
-            strides=args.strides,
-            padding="same",
-            use_bias=False,
-            data_format=self.data_format,
-            depthwise_initializer=CONV_KERNEL_INITIALIZER,
-            dtype=self.dtype,
-            name=f"{name}dwconv",
-        )(x)
+        x = self.depthwise(
+            x, args.kernel_size, args.strides, name=f"{name}{self.depthwise_name}", experts=experts
+        )
         x = self.batch_norm(x, name=f"{name}bn")
         x = self.act(x, name=f"{name}activation")
-
-        # Squeeze-excite: reweight channels by a gate computed from their means.
         if args.has_se:
-            se = layers.GlobalAveragePooling2D(
-                data_format=self.data_format, keepdims=True, dtype=self.dtype, name=f"{name}se_squeeze"
-            )(x)
-            se = self.conv(
-                se, block.se_filters, 1, 1, name=f"{name}se_reduce", use_bias=True, activation=self.activation
-            )
-            se = self.conv(
-                se, block.expanded_filters, 1, 1, name=f"{name}se_expand", use_bias=True, activation="sigmoid"
-            )
-            x = layers.Multiply(dtype=self.dtype, name=f"{name}se_excite")([x, se])
+            x = self.squeeze_excite(x, block)
 
         # Projection: back to few channels, linear (no activation).
-        x = self.conv(x, args.output_filters, 1, 1, name=f"{name}project_conv")
+        x = self.conv(x, args.output_filters, 1, 1, name=f"{name}project_conv", experts=experts)
         return self.batch_norm(x, name=f"{name}project_bn")
+
+    def fused_branch(self, inputs, block: BlockPlan):
+        """Fused MBConv: one k x k conv with the stride replaces expansion and depthwise (EfficientNetV2)."""
+        args, name = block.args, block.name
+        x = inputs
+        if args.expand_ratio != 1:
+            x = self.conv(
+                x, block.expanded_filters, args.kernel_size, args.strides, name=f"{name}expand_conv"
+            )
+            x = self.batch_norm(x, name=f"{name}expand_bn")
+            x = self.act(x, name=f"{name}expand_activation")
+        if args.has_se:
+            x = self.squeeze_excite(x, block)
+        if args.expand_ratio != 1:
+            x = self.conv(x, args.output_filters, 1, 1, name=f"{name}project_conv")
+            return self.batch_norm(x, name=f"{name}project_bn")
+        # No expansion: the k x k conv goes straight to the output width, with an activation.
+        x = self.conv(x, args.output_filters, args.kernel_size, args.strides, name=f"{name}project_conv")
+        x = self.batch_norm(x, name=f"{name}project_bn")
+        return self.act(x, name=f"{name}project_activation")
+
+    def squeeze_excite(self, x, block: BlockPlan):
+        """Reweights the channels by a gate computed from their means."""
+        name = block.name
+        se = layers.GlobalAveragePooling2D(
+            data_format=self.data_format, keepdims=True, dtype=self.dtype, name=f"{name}se_squeeze"
+        )(x)
+        se = self.conv(
+            se, block.se_filters, 1, 1, name=f"{name}se_reduce", use_bias=True, activation=self.activation
+        )
+        se = self.conv(
+            se, x.shape[self.channel_axis], 1, 1, name=f"{name}se_expand", use_bias=True, activation="sigmoid"
+        )
+        return layers.Multiply(dtype=self.dtype, name=f"{name}se_excite")([x, se])
+
+    def routing(self, inputs, block: BlockPlan) -> list:
+        """CondConv's routing: a sigmoid weight per expert and image, from the pooled block input.
+
+        Returned as one (batch, 1, 1, 1) tensor per expert, to scale that expert's output.
+        """
+        pooled = layers.GlobalAveragePooling2D(
+            data_format=self.data_format, dtype=self.dtype, name=f"{block.name}routing_pool"
+        )(inputs)
+        weights = layers.Dense(
+            block.num_experts, activation="sigmoid", dtype=self.dtype, name=f"{block.name}routing"
+        )(pooled)
+        return [
+            layers.Reshape((1, 1, 1), dtype=self.dtype, name=f"{block.name}routing_{e}")(
+                weights[:, e : e + 1]
+            )
+            for e in range(block.num_experts)
+        ]
+
+    def mixture(self, x, make_expert, name: str, experts):
+        """CondConv: the experts' outputs weighted by their routing and summed.
+
+        Convolution is linear in its kernel, so this equals convolving with the
+        routing-weighted mixture of the kernels (the CondConv paper's form), with
+        built-in layers only: E experts ``{name}_0`` ... and their sum ``{name}``.
+        """
+        weighted = [
+            layers.Multiply(dtype=self.dtype, name=f"{name}_{e}_weighted")(
+                [make_expert(f"{name}_{e}")(x), weight]
+            )
+            for e, weight in enumerate(experts)
+        ]
+        return layers.Add(dtype=self.dtype, name=name)(weighted)
 
     def top(self, x, include_top, pooling, classes, dropout_rate, classifier_activation):
         """The classifier (``avg_pool``, ``top_dropout``, ``predictions``), or the pooling without it."""

@@ -67,6 +67,10 @@ class BuildConfig:
     remat: bool = False
     dtype: str | None = None
     name: str = "efficientnet"
+    round_limit: float = 0.9
+    stem_filters: int | None = None
+    condconv_experts: int = 4
+    depthwise_name: str = "dwconv"
 
     def __post_init__(self):
         def normalize(field, value):
@@ -108,6 +112,7 @@ class BuildConfig:
         if self.dtype is not None:
             keras.dtype_policies.get(self.dtype)  # raises ValueError naming the valid policies
         normalize("name", check_str("name", self.name))
+        normalize("depthwise_name", check_str("depthwise_name", self.depthwise_name))
         self._check_size()
 
     @functools.cached_property
@@ -122,6 +127,9 @@ class BuildConfig:
             min_depth=self.min_depth,
             fix_stem_and_head=self.fix_stem_and_head,
             use_se=self.use_se,
+            round_limit=self.round_limit,
+            stem_filters=self.stem_filters,
+            condconv_experts=self.condconv_experts,
         )
 
     @property
@@ -163,7 +171,7 @@ class BuildConfig:
         return dims
 
     def _check_size(self):
-        params = count_plan(self.plan, MIN_INPUT_SIZE, self.include_top, self.classes).params
+        params = count_plan(self.plan, MIN_INPUT_SIZE, self.include_top, self.classes, self.channels).params
         if params > MAX_PARAMETERS:
             raise ValueError(
                 f"The model would have {params:,} parameters, more than the {MAX_PARAMETERS:,} the builder "

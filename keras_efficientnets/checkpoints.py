@@ -28,13 +28,19 @@ import numpy as np
 from keras_efficientnets.scaling import ModelPlan
 
 __all__ = [
+    "CONVERTIBLE_FAMILIES",
     "EMA_SUFFIX",
     "SOURCE_FORMATS",
     "block_prefixes",
+    "fused_blocks",
     "table_from_efficientnet_pytorch",
     "table_from_tf_checkpoint",
 ]
 
+# The families whose official checkpoints these name maps cover (tensorflow/tpu's V1, Lite
+# and EdgeTPU naming). CondConv checkpoints keep expert kernels in other variables, and
+# EfficientNetV2's (google/automl) name their layers otherwise; keras.applications ships V2.
+CONVERTIBLE_FAMILIES = ("b", "lite", "edgetpu")
 # The checkpoint formats `convert.convert_checkpoint` reads: tensorflow/tpu TF1
 # checkpoints, efficientnet_pytorch state dicts, keras.applications' legacy .h5 files.
 SOURCE_FORMATS = ("tf-checkpoint", "pytorch", "keras-applications")
@@ -66,6 +72,17 @@ _TORCH_BLOCK_MODULES = {
 }
 # Optimizer slots (RMSProp, Momentum, Adam) live beside tensorflow/tpu's variables.
 _OPTIMIZER_SLOT = re.compile(r"/(RMSProp|Momentum|Adam)(_\d+)?$")
+
+
+def fused_blocks(plan: ModelPlan) -> list[int]:
+    """Indices of the plan's fused blocks, which checkpoints name differently.
+
+    Example:
+        >>> from keras_efficientnets.scaling import plan_variant
+        >>> fused_blocks(plan_variant("edgetpus"))
+        [0, 1, 2, 3, 4, 5, 6]
+    """
+    return [index for index, block in enumerate(plan.blocks) if block.args.fused]
 
 
 def block_prefixes(plan: ModelPlan) -> list[str]:
@@ -139,7 +156,7 @@ def table_from_efficientnet_pytorch(state: dict, prefixes: list[str]) -> dict:
     return table
 
 
-def _tf_layer(scope: str, prefixes: list[str], has_expand: dict) -> str | None:
+def _tf_layer(scope: str, prefixes: list[str], has_expand: dict, fused: frozenset) -> str | None:
     """``stem/conv2d`` -> ``stem_conv``; ``blocks_3/conv2d_1`` -> ``block2b_project_conv``."""
     fixed = {"stem/conv2d": "stem_conv", "head/conv2d": "top_conv", "head/dense": "predictions"}
     if scope in fixed:
@@ -153,8 +170,12 @@ def _tf_layer(scope: str, prefixes: list[str], has_expand: dict) -> str | None:
     index, rest = int(match.group(1)), match.group(2)
     prefix = prefixes[index]
     # TF names layers by creation order; a block without expansion has no first
-    # conv, so its names shift down by one.
-    if has_expand.get(index):
+    # conv, so its names shift down by one, and a fused block (EdgeTPU's, without
+    # depthwise) has no middle BatchNorm.
+    if index in fused:
+        convs = {"conv2d": "expand_conv", "conv2d_1": "project_conv"}
+        bns = {"": "expand_bn", "_1": "project_bn"}
+    elif has_expand.get(index):
         convs = {"conv2d": "expand_conv", "conv2d_1": "project_conv"}
         bns = {"": "expand_bn", "_1": "bn", "_2": "project_bn"}
     else:
@@ -174,12 +195,18 @@ def _tf_layer(scope: str, prefixes: list[str], has_expand: dict) -> str | None:
     return None
 
 
-def table_from_tf_checkpoint(values: dict, prefixes: list[str]) -> tuple[dict, str]:
+def table_from_tf_checkpoint(values: dict, prefixes: list[str], fused=()) -> tuple[dict, str]:
     """Maps tensorflow/tpu checkpoint variables to a Keras weight table.
+
+    Checkpoints with 1001 classes (EdgeTPU's: class 0 is "background") lose
+    that class, so that the classifier's outputs are ImageNet's 1000 classes in
+    the usual order.
 
     Args:
         values: Variable name -> array (all variables of the checkpoint).
         prefixes: `block_prefixes` of the target model.
+        fused: Indices of the blocks that are fused (no depthwise), as
+            `fused_blocks` lists them.
 
     Returns:
         The table and the checkpoint's model scope (e.g. ``"efficientnet-b0"``).
@@ -218,9 +245,14 @@ def table_from_tf_checkpoint(values: dict, prefixes: list[str]) -> tuple[dict, s
             continue
         scope_name, _, weight = relative.rpartition("/")
         value = np.asarray(values[name + EMA_SUFFIX] if name in ema else values[name])
-        layer = _tf_layer(scope_name, prefixes, has_expand)
+        layer = _tf_layer(scope_name, prefixes, has_expand, frozenset(fused))
         if layer is None:
             table.setdefault(name, {})[""] = value
         else:
             table.setdefault(layer, {})["kernel" if weight == "depthwise_kernel" else weight] = value
+    classifier = table.get("predictions", {})
+    if classifier.get("bias") is not None and classifier["bias"].shape == (1001,):
+        classifier["bias"] = classifier["bias"][1:]
+        if "kernel" in classifier:
+            classifier["kernel"] = classifier["kernel"][:, 1:]
     return table, scope

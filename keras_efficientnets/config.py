@@ -1,4 +1,4 @@
-"""Block configurations and the variant table of the EfficientNet family.
+"""The families and the variant table: every named model as data.
 
 Everything here is plain data and imports no Keras, so the FLOPs counter and the
 coefficient search can use it without building a model.
@@ -7,18 +7,21 @@ References:
     Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
     Networks", ICML 2019, https://arxiv.org/abs/1905.11946, and the reference code
     in tensorflow/tpu models/official/efficientnet (``efficientnet_builder.py``,
-    ``lite/efficientnet_lite_builder.py``).
+    ``lite/``, ``edgetpu/``, ``condconv/``) and google/automl ``efficientnetv2/``.
+    `BlockArgs` and the block strings are in `block_args` (and importable from here).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 
-from keras_efficientnets.validation import check_bool, check_int, check_real, is_int, received
+from keras_efficientnets.block_args import BlockArgs, decode_block_string, encode_block_string
+from keras_efficientnets.validation import received
 
 __all__ = [
     "BlockArgs",
+    "FAMILIES",
+    "Family",
     "Variant",
     "VARIANTS",
     "DEFAULT_BLOCK_STRINGS",
@@ -45,249 +48,6 @@ DEFAULT_BLOCK_STRINGS = (
 )
 
 
-def _normalize_strides(strides) -> tuple[int, int]:
-    try:
-        pair = (strides, strides) if is_int(strides) else tuple(strides)
-    except TypeError:
-        raise TypeError(
-            f"`strides` must be 1, 2 or a pair of them, such as (2, 2). {received('strides', strides)}"
-        ) from None
-    if len(pair) != 2 or not all(is_int(s) and s in (1, 2) for s in pair):
-        raise ValueError(
-            f"`strides` must be 1, 2 or a pair of them, such as (2, 2). {received('strides', strides)}"
-        )
-    return (int(pair[0]), int(pair[1]))
-
-
-_SE_HINT = " Or None for no squeeze-excite."
-# What every stage needs; se_ratio may be None (no squeeze-excite).
-_REQUIRED_FIELDS = ("input_filters", "output_filters", "kernel_size", "strides", "num_repeat", "expand_ratio")
-
-
-class _DecodeBlockString:
-    """``decode_block_string``, kept from keras_efficientnets 0.1.x.
-
-    ``BlockArgs.decode_block_string(s)`` and ``block.decode_block_string(s)``
-    return a new BlockArgs. On the 0.1.x placeholder ``BlockArgs()`` it fills
-    that instance in, once, and returns it, as 0.1.x code expects
-    (``args = BlockArgs(); args.decode_block_string(s)``); a filled BlockArgs
-    stays immutable.
-    """
-
-    def __get__(self, instance, owner):
-        if instance is None or not instance.is_empty:
-            return decode_block_string
-
-        def fill(block_string: str):
-            decoded = decode_block_string(block_string)
-            for field in dataclasses.fields(decoded):
-                object.__setattr__(instance, field.name, getattr(decoded, field.name))
-            return instance
-
-        return fill
-
-
-def _plain_number(value):
-    """A Python int or float for a NumPy or Python number, so block strings read ``e6``, ``se0.25``."""
-    return int(value) if is_int(value) else float(value)
-
-
-@dataclasses.dataclass(frozen=True)
-class BlockArgs:
-    """One stage of MBConv blocks: `num_repeat` blocks with the same settings.
-
-    The first block of a stage maps `input_filters` to `output_filters` with
-    `strides`; the repeats map `output_filters` to itself with stride 1.
-
-    Args:
-        input_filters: Channels entering the stage (before width scaling).
-        output_filters: Channels leaving the stage (before width scaling).
-        kernel_size: Odd size of the depthwise kernel.
-        strides: Stride of the first block: 1, 2 or a pair of them.
-        num_repeat: Number of blocks in the stage (before depth scaling).
-        se_ratio: Squeeze-excite width as a fraction of the block's input
-            channels, in (0, 1]; None for no squeeze-excite.
-        expand_ratio: Expansion factor of the inverted bottleneck (1: none).
-        identity_skip: Whether blocks with stride 1 and equal input and output
-            channels get the residual connection (and drop-connect).
-
-    Example:
-        >>> BlockArgs(32, 16, kernel_size=3, strides=(1, 1), num_repeat=1,
-        ...           se_ratio=0.25, expand_ratio=1).to_block_string()
-        'r1_k3_s11_e1_i32_o16_se0.25'
-    """
-
-    input_filters: int | None = None
-    output_filters: int | None = None
-    kernel_size: int | None = None
-    strides: tuple[int, int] | None = None
-    num_repeat: int | None = None
-    se_ratio: float | None = None
-    expand_ratio: float | None = None
-    identity_skip: bool = True
-
-    def __post_init__(self):
-        if self.is_empty:
-            return  # the 0.1.x placeholder, `BlockArgs()`, that decode_block_string fills in
-        missing = [name for name in _REQUIRED_FIELDS if getattr(self, name) is None]
-        if missing:
-            raise ValueError(
-                f"BlockArgs needs {', '.join(missing)} (or a block string: BlockArgs.from_block_string). "
-                f"Received: {self!r}"
-            )
-        for field in ("input_filters", "output_filters", "num_repeat"):
-            object.__setattr__(self, field, check_int(field, getattr(self, field), minimum=1))
-        kernel_size = check_int("kernel_size", self.kernel_size, minimum=1)
-        if kernel_size % 2 == 0:
-            raise ValueError(
-                "`kernel_size` must be a positive odd integer (1, 3, 5, ...). "
-                f"{received('kernel_size', self.kernel_size)}"
-            )
-        object.__setattr__(self, "kernel_size", kernel_size)
-        object.__setattr__(self, "strides", _normalize_strides(self.strides))
-        if self.se_ratio is not None:
-            check_real("se_ratio", self.se_ratio, minimum=0, maximum=1, min_open=True, hint=_SE_HINT)
-            object.__setattr__(self, "se_ratio", _plain_number(self.se_ratio))
-        check_real("expand_ratio", self.expand_ratio, minimum=1)
-        object.__setattr__(self, "expand_ratio", _plain_number(self.expand_ratio))
-        object.__setattr__(self, "identity_skip", check_bool("identity_skip", self.identity_skip))
-
-    @property
-    def has_se(self) -> bool:
-        return self.se_ratio is not None
-
-    @property
-    def is_empty(self) -> bool:
-        """Whether this is `BlockArgs()`, the 0.1.x placeholder that `decode_block_string` fills."""
-        return all(getattr(self, name) is None for name in _REQUIRED_FIELDS) and self.se_ratio is None
-
-    @classmethod
-    def from_block_string(cls, block_string: str) -> BlockArgs:
-        """Parses a block string such as ``"r1_k3_s11_e1_i32_o16_se0.25"``.
-
-        Keys, separated by ``_``, in any order:
-
-        - ``r<int>``: num_repeat
-        - ``k<int>``: kernel_size
-        - ``s<d><d>``: strides, e.g. ``s22`` (``s2`` means ``s22``)
-        - ``e<number>``: expand_ratio
-        - ``i<int>``, ``o<int>``: input_filters, output_filters
-        - ``se<number>``: se_ratio (optional; absent means no squeeze-excite)
-        - ``noskip``: identity_skip=False (optional)
-
-        Example:
-            >>> BlockArgs.from_block_string("r2_k3_s22_e6_i16_o24_se0.25").strides
-            (2, 2)
-        """
-        return decode_block_string(block_string)
-
-    decode_block_string = _DecodeBlockString()
-
-    def to_block_string(self) -> str:
-        """The canonical block string; `from_block_string` reads it back exactly.
-
-        Example:
-            >>> BlockArgs.from_block_string("r1_k3_s2_e6_i16_o24").to_block_string()
-            'r1_k3_s22_e6_i16_o24'
-        """
-        return encode_block_string(self)
-
-    def encode_block_string(self, block: BlockArgs | None = None) -> str:
-        """0.1.x spelling of `to_block_string` (``block.encode_block_string(block)``)."""
-        return encode_block_string(self if block is None else block)
-
-
-_BLOCK_KEY = re.compile(r"^(se|noskip|[rksioe])(.*)$")
-_REQUIRED_KEYS = {
-    "r": "num_repeat",
-    "k": "kernel_size",
-    "s": "strides",
-    "e": "expand_ratio",
-    "i": "input_filters",
-    "o": "output_filters",
-}
-
-
-def _parse_number(key: str, text: str, block_string: str, integer: bool):
-    # [0-9], not \d: other scripts' digits are not numbers in a block string.
-    pattern = r"[0-9]+" if integer else r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
-    if not re.fullmatch(pattern, text):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(
-            f"Block string key `{key}` needs {kind}, got {text!r}. Received: block_string={block_string!r}"
-        )
-    if integer:
-        return int(text)
-    value = float(text)
-    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
-
-
-def decode_block_string(block_string: str) -> BlockArgs:
-    """Parses a block string into `BlockArgs` (see `BlockArgs.from_block_string`)."""
-    if not isinstance(block_string, str):
-        raise TypeError(
-            f"`block_string` must be a str such as 'r1_k3_s11_e1_i32_o16_se0.25'. "
-            f"Received: block_string={block_string!r}"
-        )
-    options: dict[str, str] = {}
-    for op in block_string.split("_"):
-        match = _BLOCK_KEY.match(op)
-        if match is None or (match.group(1) == "noskip" and match.group(2)):
-            raise ValueError(
-                f"Unknown block string key {op!r}: expected r, k, s, e, i, o, se or noskip. "
-                f"Received: block_string={block_string!r}"
-            )
-        key, value = match.groups()
-        if key in options:
-            raise ValueError(
-                f"Block string key `{key}` appears twice. Received: block_string={block_string!r}"
-            )
-        options[key] = value
-    missing = [k for k in _REQUIRED_KEYS if k not in options]
-    if missing:
-        raise ValueError(
-            f"Block string lacks the keys {', '.join(missing)} "
-            f"({', '.join(_REQUIRED_KEYS[k] for k in missing)}). "
-            f"Received: block_string={block_string!r}"
-        )
-    strides_text = options["s"]
-    if not re.fullmatch(r"[0-9][0-9]?", strides_text):
-        raise ValueError(
-            f"Block string key `s` needs one or two digits such as s11 or s22, got {strides_text!r}. "
-            f"Received: block_string={block_string!r}"
-        )
-    strides = tuple(int(c) for c in strides_text) * (2 if len(strides_text) == 1 else 1)
-    return BlockArgs(
-        input_filters=_parse_number("i", options["i"], block_string, integer=True),
-        output_filters=_parse_number("o", options["o"], block_string, integer=True),
-        kernel_size=_parse_number("k", options["k"], block_string, integer=True),
-        strides=strides,
-        num_repeat=_parse_number("r", options["r"], block_string, integer=True),
-        se_ratio=_parse_number("se", options["se"], block_string, integer=False) if "se" in options else None,
-        expand_ratio=_parse_number("e", options["e"], block_string, integer=False),
-        identity_skip="noskip" not in options,
-    )
-
-
-def encode_block_string(block: BlockArgs) -> str:
-    """Encodes `BlockArgs` as its canonical block string."""
-    if not isinstance(block, BlockArgs):
-        raise TypeError(f"`block` must be a BlockArgs. Received: block={block!r}")
-    parts = [
-        f"r{block.num_repeat}",
-        f"k{block.kernel_size}",
-        f"s{block.strides[0]}{block.strides[1]}",
-        f"e{block.expand_ratio!r}",
-        f"i{block.input_filters}",
-        f"o{block.output_filters}",
-    ]
-    if block.se_ratio is not None:
-        parts.append(f"se{block.se_ratio!r}")
-    if not block.identity_skip:
-        parts.append("noskip")
-    return "_".join(parts)
-
-
 def get_default_block_list() -> list[BlockArgs]:
     """A fresh list of the seven EfficientNet-B0 stages.
 
@@ -298,47 +58,178 @@ def get_default_block_list() -> list[BlockArgs]:
     return [decode_block_string(s) for s in DEFAULT_BLOCK_STRINGS]
 
 
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    """One row of the variant table: how a named model scales the B0 stages.
+# EfficientNetV2 (google/automl efficientnetv2/effnetv2_configs.py, as published; keras.applications'
+# DEFAULT_BLOCKS_ARGS are the same stages). B0-B3 share the base stages and scale them.
+V2_BASE_BLOCK_STRINGS = (
+    "r1_k3_s1_e1_i32_o16_c1",
+    "r2_k3_s2_e4_i16_o32_c1",
+    "r2_k3_s2_e4_i32_o48_c1",
+    "r3_k3_s2_e4_i48_o96_se0.25",
+    "r5_k3_s1_e6_i96_o112_se0.25",
+    "r8_k3_s2_e6_i112_o192_se0.25",
+)
+V2_S_BLOCK_STRINGS = (
+    "r2_k3_s1_e1_i24_o24_c1",
+    "r4_k3_s2_e4_i24_o48_c1",
+    "r4_k3_s2_e4_i48_o64_c1",
+    "r6_k3_s2_e4_i64_o128_se0.25",
+    "r9_k3_s1_e6_i128_o160_se0.25",
+    "r15_k3_s2_e6_i160_o256_se0.25",
+)
+V2_M_BLOCK_STRINGS = (
+    "r3_k3_s1_e1_i24_o24_c1",
+    "r5_k3_s2_e4_i24_o48_c1",
+    "r5_k3_s2_e4_i48_o80_c1",
+    "r7_k3_s2_e4_i80_o160_se0.25",
+    "r14_k3_s1_e6_i160_o176_se0.25",
+    "r18_k3_s2_e6_i176_o304_se0.25",
+    "r5_k3_s1_e6_i304_o512_se0.25",
+)
+V2_L_BLOCK_STRINGS = (
+    "r4_k3_s1_e1_i32_o32_c1",
+    "r7_k3_s2_e4_i32_o64_c1",
+    "r7_k3_s2_e4_i64_o96_c1",
+    "r10_k3_s2_e4_i96_o192_se0.25",
+    "r19_k3_s1_e6_i192_o224_se0.25",
+    "r25_k3_s2_e6_i224_o384_se0.25",
+    "r7_k3_s1_e6_i384_o640_se0.25",
+)
+V2_XL_BLOCK_STRINGS = (
+    "r4_k3_s1_e1_i32_o32_c1",
+    "r8_k3_s2_e4_i32_o64_c1",
+    "r8_k3_s2_e4_i64_o96_c1",
+    "r16_k3_s2_e4_i96_o192_se0.25",
+    "r24_k3_s1_e6_i192_o256_se0.25",
+    "r32_k3_s2_e6_i256_o512_se0.25",
+    "r8_k3_s1_e6_i512_o640_se0.25",
+)
+# EfficientNet-EdgeTPU (tensorflow/tpu models/official/efficientnet/edgetpu). The first stage
+# expands from 24 channels although the stem makes 32: its kernel takes the stem's 32, its
+# expanded width is 24 * 4, and `noskip` spares it a residual between unequal widths.
+EDGETPU_BLOCK_STRINGS = (
+    "r1_k3_s11_e4_i24_o24_c1_noskip",
+    "r2_k3_s22_e8_i24_o32_c1",
+    "r4_k3_s22_e8_i32_o48_c1",
+    "r5_k5_s22_e8_i48_o96",
+    "r4_k5_s11_e8_i96_o144",
+    "r2_k5_s22_e8_i144_o192",
+)
+# EfficientNet-CondConv (tensorflow/tpu models/official/efficientnet/condconv): B0's stages
+# with CondConv in the last three.
+CONDCONV_BLOCK_STRINGS = (*DEFAULT_BLOCK_STRINGS[:4], *(s + "_cc" for s in DEFAULT_BLOCK_STRINGS[4:]))
 
-    `lite` variants (EfficientNet-Lite) use relu6, no squeeze-excite, a stem and
-    head that do not scale, and keep one block in the first and last stage, so
-    they quantize well and run on mobile accelerators.
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """What every member of a family shares: its stages and the builder options its reference code fixes.
+
+    Attributes:
+        name: Key of `FAMILIES`.
+        label: How the family is called, e.g. ``"EfficientNetV2"``.
+        block_strings: The unscaled stages of its members (a member may have its own).
+        options: `EfficientNet` builder keywords, e.g. ``{"activation": "relu6"}``.
+        summary: One sentence on what sets the family apart, for docstrings.
     """
 
     name: str
+    label: str
+    block_strings: tuple[str, ...]
+    options: dict
+    summary: str
+
+
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "b",
+            "EfficientNet",
+            DEFAULT_BLOCK_STRINGS,
+            {"activation": "swish", "normalization": "imagenet"},
+            "ImageNet weights expect the ImageNet mean and std, applied inside the model.",
+        ),
+        Family(
+            "lite",
+            "EfficientNet-Lite",
+            DEFAULT_BLOCK_STRINGS,
+            {"activation": "relu6", "use_se": False, "fix_stem_and_head": True, "normalization": "lite"},
+            "EfficientNet-Lite: relu6, no squeeze-excite, fixed stem and head; "
+            "ImageNet weights expect (x - 127) / 128, applied inside the model.",
+        ),
+        Family(
+            "v2",
+            "EfficientNetV2",
+            V2_BASE_BLOCK_STRINGS,
+            # google/automl effnetv2: BatchNorm momentum 0.9, channels rounded to multiples of 8
+            # without V1's 10% bump, at least 8; keras.applications names the depthwise `dwconv2`.
+            {
+                "activation": "swish",
+                "batch_norm_momentum": 0.9,
+                "min_depth": 8,
+                "round_limit": 0.0,
+                "depthwise_name": "dwconv2",
+                "normalization": "imagenet",
+            },
+            "EfficientNetV2: fused MBConv blocks in the early stages; ImageNet weights expect the "
+            "ImageNet mean and std (B0-B3) or (x - 128) / 128 (S, M, L), applied inside the model.",
+        ),
+        Family(
+            "edgetpu",
+            "EfficientNet-EdgeTPU",
+            EDGETPU_BLOCK_STRINGS,
+            {"activation": "relu", "use_se": False, "stem_filters": 32, "normalization": "lite"},
+            "EfficientNet-EdgeTPU: fused blocks, ReLU, no squeeze-excite; its checkpoints expect "
+            "(x - 127) / 128, applied inside the model.",
+        ),
+        Family(
+            "condconv",
+            "EfficientNet-CondConv",
+            CONDCONV_BLOCK_STRINGS,
+            {"activation": "swish", "normalization": "lite"},
+            "EfficientNet-CondConv: mixtures of expert kernels in the last three stages; its "
+            "checkpoints expect (x - 127) / 128, applied inside the model.",
+        ),
+    )
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One row of the variant table: a named model of a family and how it scales the family's stages.
+
+    Attributes:
+        name: Key of `VARIANTS` (``"b0"``, ``"v2s"``, ``"edgetpus"``, ``"condconvb04e"``).
+        constructor_name: The function that builds it, e.g. ``"EfficientNetV2S"``.
+        family: Key of `FAMILIES`.
+        width_coefficient, depth_coefficient: Its scaling of the stages.
+        resolution: Its input size (evaluation resolution of the published weights).
+        dropout_rate: Dropout before its classifier.
+        block_strings: Its own stages, where they are not the family's.
+        options: Builder keywords where they differ from the family's.
+    """
+
+    name: str
+    constructor_name: str
+    family: str
     width_coefficient: float
     depth_coefficient: float
     resolution: int
     dropout_rate: float
-    lite: bool = False
+    block_strings: tuple[str, ...] | None = None
+    options: dict = dataclasses.field(default_factory=dict)
 
     @property
-    def constructor_name(self) -> str:
-        """``"b0"`` -> ``"EfficientNetB0"``, ``"lite0"`` -> ``"EfficientNetLite0"``."""
-        return "EfficientNet" + self.name.capitalize()
+    def lite(self) -> bool:
+        return self.family == "lite"
 
     @property
     def family_options(self) -> dict:
-        """Builder keywords that differ between the B and Lite families."""
-        return {**self.plan_options, **self.graph_options}
-
-    @property
-    def plan_options(self) -> dict:
-        """The family's keywords of `scaling.plan_model`: which blocks and widths it makes."""
-        return {"fix_stem_and_head": self.lite, "use_se": not self.lite}
-
-    @property
-    def graph_options(self) -> dict:
-        """The family's other builder keywords: how the layers compute."""
-        if self.lite:
-            return {"activation": "relu6", "normalization": "lite"}
-        return {"activation": "swish", "normalization": "imagenet"}
+        """The builder keywords of its family, with its own on top."""
+        return {**FAMILIES[self.family].options, **self.options}
 
     def block_args_list(self) -> list[BlockArgs]:
-        """The family's unscaled stages."""
-        return get_default_block_list()
+        """Its unscaled stages."""
+        return [decode_block_string(s) for s in self.block_strings or FAMILIES[self.family].block_strings]
 
     def builder_options(self) -> dict:
         """The `EfficientNet` builder's keywords that make this variant (its constructor's defaults)."""
@@ -352,46 +243,129 @@ class Variant:
         }
 
 
-def _variant_table(rows) -> dict[str, Variant]:
-    return {row[0]: Variant(*row) for row in rows}
+def _variants(family: str, rows) -> list[Variant]:
+    """Variants from (name, constructor, width, depth, resolution, dropout[, block strings, options]) rows."""
+    return [Variant(name, constructor, family, *rest) for name, constructor, *rest in rows]
 
 
-# name, width, depth, resolution, dropout (tensorflow/tpu efficientnet_params and
-# efficientnet_lite_params).
-VARIANTS: dict[str, Variant] = _variant_table(
-    [
-        ("b0", 1.0, 1.0, 224, 0.2),
-        ("b1", 1.0, 1.1, 240, 0.2),
-        ("b2", 1.1, 1.2, 260, 0.3),
-        ("b3", 1.2, 1.4, 300, 0.3),
-        ("b4", 1.4, 1.8, 380, 0.4),
-        ("b5", 1.6, 2.2, 456, 0.4),
-        ("b6", 1.8, 2.6, 528, 0.5),
-        ("b7", 2.0, 3.1, 600, 0.5),
-        ("b8", 2.2, 3.6, 672, 0.5),
-        ("l2", 4.3, 5.3, 800, 0.5),
-        ("lite0", 1.0, 1.0, 224, 0.2, True),
-        ("lite1", 1.0, 1.1, 240, 0.2, True),
-        ("lite2", 1.1, 1.2, 260, 0.3, True),
-        ("lite3", 1.2, 1.4, 280, 0.3, True),
-        ("lite4", 1.4, 1.8, 300, 0.3, True),
-    ]
-)
+# Width, depth, resolution and dropout: tensorflow/tpu efficientnet_params,
+# efficientnet_lite_params, efficientnet_edgetpu_params and efficientnet_condconv_params;
+# google/automl efficientnetv2_params (its evaluation resolution; keras.applications' sizes).
+VARIANTS: dict[str, Variant] = {
+    variant.name: variant
+    for variant in (
+        *_variants(
+            "b",
+            [
+                ("b0", "EfficientNetB0", 1.0, 1.0, 224, 0.2),
+                ("b1", "EfficientNetB1", 1.0, 1.1, 240, 0.2),
+                ("b2", "EfficientNetB2", 1.1, 1.2, 260, 0.3),
+                ("b3", "EfficientNetB3", 1.2, 1.4, 300, 0.3),
+                ("b4", "EfficientNetB4", 1.4, 1.8, 380, 0.4),
+                ("b5", "EfficientNetB5", 1.6, 2.2, 456, 0.4),
+                ("b6", "EfficientNetB6", 1.8, 2.6, 528, 0.5),
+                ("b7", "EfficientNetB7", 2.0, 3.1, 600, 0.5),
+                ("b8", "EfficientNetB8", 2.2, 3.6, 672, 0.5),
+                ("l2", "EfficientNetL2", 4.3, 5.3, 800, 0.5),
+            ],
+        ),
+        *_variants(
+            "lite",
+            [
+                ("lite0", "EfficientNetLite0", 1.0, 1.0, 224, 0.2),
+                ("lite1", "EfficientNetLite1", 1.0, 1.1, 240, 0.2),
+                ("lite2", "EfficientNetLite2", 1.1, 1.2, 260, 0.3),
+                ("lite3", "EfficientNetLite3", 1.2, 1.4, 280, 0.3),
+                ("lite4", "EfficientNetLite4", 1.4, 1.8, 300, 0.3),
+            ],
+        ),
+        *_variants(
+            "v2",
+            [
+                ("v2b0", "EfficientNetV2B0", 1.0, 1.0, 224, 0.2),
+                ("v2b1", "EfficientNetV2B1", 1.0, 1.1, 240, 0.2),
+                ("v2b2", "EfficientNetV2B2", 1.1, 1.2, 260, 0.3),
+                ("v2b3", "EfficientNetV2B3", 1.2, 1.4, 300, 0.3),
+                ("v2s", "EfficientNetV2S", 1.0, 1.0, 384, 0.2, V2_S_BLOCK_STRINGS, {"normalization": "v2"}),
+                ("v2m", "EfficientNetV2M", 1.0, 1.0, 480, 0.3, V2_M_BLOCK_STRINGS, {"normalization": "v2"}),
+                ("v2l", "EfficientNetV2L", 1.0, 1.0, 480, 0.4, V2_L_BLOCK_STRINGS, {"normalization": "v2"}),
+                (
+                    "v2xl",
+                    "EfficientNetV2XL",
+                    1.0,
+                    1.0,
+                    512,
+                    0.4,
+                    V2_XL_BLOCK_STRINGS,
+                    {"normalization": "v2"},
+                ),
+            ],
+        ),
+        *_variants(
+            "edgetpu",
+            [
+                ("edgetpus", "EfficientNetEdgeTPUS", 1.0, 1.0, 224, 0.2),
+                ("edgetpum", "EfficientNetEdgeTPUM", 1.0, 1.1, 240, 0.2),
+                ("edgetpul", "EfficientNetEdgeTPUL", 1.2, 1.4, 300, 0.3),
+            ],
+        ),
+        *_variants(
+            "condconv",
+            [
+                (
+                    "condconvb04e",
+                    "EfficientNetCondConvB0_4e",
+                    1.0,
+                    1.0,
+                    224,
+                    0.25,
+                    None,
+                    {"condconv_experts": 4},
+                ),
+                (
+                    "condconvb08e",
+                    "EfficientNetCondConvB0_8e",
+                    1.0,
+                    1.0,
+                    224,
+                    0.25,
+                    None,
+                    {"condconv_experts": 8},
+                ),
+                # tensorflow/tpu's efficientnet-condconv-b0-8e-depth; served at 240 as timm does.
+                (
+                    "condconvb18e",
+                    "EfficientNetCondConvB1_8e",
+                    1.0,
+                    1.1,
+                    240,
+                    0.25,
+                    None,
+                    {"condconv_experts": 8},
+                ),
+            ],
+        ),
+    )
+}
 
 
 def get_variant(name: str) -> Variant:
-    """Looks up a variant by name, case-insensitively (``"B0"``, ``"efficientnet-lite0"``).
+    """Looks up a variant by name, ignoring case, dashes and underscores ("B0", "efficientnet-lite0", "v2-s").
 
     Example:
         >>> get_variant("EfficientNetB3").resolution
         300
+        >>> get_variant("efficientnetv2-s").constructor_name
+        'EfficientNetV2S'
     """
     if not isinstance(name, str):
-        raise TypeError(f"`name` must be a str such as 'b0'. Received: name={name!r}")
-    key = name.lower().replace("efficientnet", "").strip("-_ ")
+        raise TypeError(f"`name` must be a str such as 'b0'. {received('name', name)}")
+    key = name.lower().replace("efficientnet", "")
+    for separator in "-_ ":
+        key = key.replace(separator, "")
     if key not in VARIANTS:
         raise ValueError(
             f"Unknown EfficientNet variant {name!r}. Valid names: {', '.join(VARIANTS)}. "
-            f"Received: name={name!r}"
+            + received("name", name)
         )
     return VARIANTS[key]

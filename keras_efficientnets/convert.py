@@ -84,6 +84,12 @@ def convert_checkpoint(
     step = progress or (lambda label: None)
     source_format = check_choice("source_format", source_format, SOURCE_FORMATS)
     variant = get_variant(variant).name
+    if get_variant(variant).family not in checkpoints.CONVERTIBLE_FAMILIES:
+        raise ValueError(
+            f"No converter maps {get_variant(variant).constructor_name}'s checkpoints: those of "
+            f"{', '.join(checkpoints.CONVERTIBLE_FAMILIES)} families are mapped. "
+            f"Received: variant={variant!r}"
+        )
     output = os.fspath(output)
     if not output.endswith(".weights.h5"):
         raise ValueError(f"`output` must end in .weights.h5. Received: output={output!r}")
@@ -92,7 +98,7 @@ def convert_checkpoint(
     step(f"reading {source if isinstance(source, (str, os.PathLike)) else 'the state dict'}")
     values, record = _READERS[source_format](source)
     step("mapping weight names")
-    table, details = _MAPPERS[source_format](values, checkpoints.block_prefixes(plan_variant(variant)))
+    table, details = _MAPPERS[source_format](values, plan_variant(variant))
     record.update(details)
     if include_top is None:
         include_top = _CLASSIFIER in table
@@ -108,7 +114,7 @@ def convert_checkpoint(
         model,
         output,
         variant=variant,
-        normalization=normalization or get_variant(variant).graph_options["normalization"],
+        normalization=normalization or get_variant(variant).family_options["normalization"],
         source=record,
     )
     return model
@@ -149,8 +155,9 @@ def _read_tf_checkpoint(source):
     return values, {"kind": "tf-checkpoint", "path": os.path.abspath(checkpoint), "ema": ema}
 
 
-def _map_tf_checkpoint(values, prefixes):
-    table, scope = checkpoints.table_from_tf_checkpoint(values, prefixes)
+def _map_tf_checkpoint(values, plan):
+    prefixes, fused = checkpoints.block_prefixes(plan), checkpoints.fused_blocks(plan)
+    table, scope = checkpoints.table_from_tf_checkpoint(values, prefixes, fused)
     return table, {"scope": scope}
 
 
@@ -187,7 +194,7 @@ def _existing_file(source) -> str:
 
 
 # Each source format: a reader (source -> values, provenance) and a mapper
-# (values, block prefixes -> weight table, more provenance).
+# (values, the variant's plan -> weight table, more provenance).
 _READERS = {
     "tf-checkpoint": _read_tf_checkpoint,
     "pytorch": _read_pytorch,
@@ -195,9 +202,12 @@ _READERS = {
 }
 _MAPPERS = {
     "tf-checkpoint": _map_tf_checkpoint,
-    "pytorch": lambda state, prefixes: (checkpoints.table_from_efficientnet_pytorch(state, prefixes), {}),
+    "pytorch": lambda state, plan: (
+        checkpoints.table_from_efficientnet_pytorch(state, checkpoints.block_prefixes(plan)),
+        {},
+    ),
     # keras.applications' files use this package's layer names already.
-    "keras-applications": lambda table, prefixes: (table, {}),
+    "keras-applications": lambda table, plan: (table, {}),
 }
 
 

@@ -34,10 +34,9 @@ from keras_efficientnets.validation import check_bool, check_int, is_int, receiv
 
 __all__ = ["FlopsReport", "count_flops", "count_plan", "count_variant_flops"]
 
-# Stem: 3x3 stride-2 convolution on RGB input; head: 1x1 convolution.
+# Stem: 3x3 stride-2 convolution; head: 1x1 convolution.
 _STEM_KERNEL = 3
 _STEM_STRIDES = 2
-_INPUT_CHANNELS = 3
 # BatchNorm holds gamma and beta (trained) and moving mean and variance (not).
 _BN_TRAINABLE = 2
 _BN_NON_TRAINABLE = 2
@@ -81,29 +80,88 @@ class FlopsReport:
 
 
 class _Counter:
-    """Accumulates MACs and parameters layer by layer."""
+    """Accumulates MACs and parameters layer by layer, following the tensor's shape.
 
-    def __init__(self):
+    A CondConv convolution holds `experts` kernels but computes once, with their
+    mixture: its parameters count `experts` times, its MACs once, plus the mixing
+    (a multiply-add per kernel weight and expert), as the CondConv paper counts.
+    """
+
+    def __init__(self, height, width, channels):
+        self.height, self.width, self.channels = height, width, channels
         self.macs = 0
         self.elementwise = 0
         self.trainable = 0
         self.non_trainable = 0
 
-    def conv(self, height, width, kernel, in_channels, out_channels, bias=False):
-        self.macs += height * width * kernel * kernel * in_channels * out_channels
-        self.trainable += kernel * kernel * in_channels * out_channels
-        if bias:
-            self.trainable += out_channels
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
 
-    def depthwise(self, height, width, kernel, channels):
-        self.macs += height * width * kernel * kernel * channels
-        self.trainable += kernel * kernel * channels
+    def stride(self, strides) -> None:
+        # 'same' padding: a stride s maps H to ceil(H / s).
+        self.height, self.width = -(-self.height // strides[0]), -(-self.width // strides[1])
 
-    def batch_norm(self, height, width, channels, activation=True):
+    def conv(self, kernel, out_channels, strides=(1, 1), experts=0):
+        self.stride(strides)
+        weights = kernel * kernel * self.channels * out_channels
+        self.macs += self.pixels * weights + experts * weights
+        self.trainable += weights * max(1, experts)
+        self.channels = out_channels
+
+    def depthwise(self, kernel, strides, experts=0):
+        self.stride(strides)
+        weights = kernel * kernel * self.channels
+        self.macs += self.pixels * weights + experts * weights
+        self.trainable += weights * max(1, experts)
+
+    def dense(self, in_channels, out_channels):
+        """A 1 x 1 layer with bias on pooled features (squeeze-excite, CondConv routing)."""
+        self.macs += in_channels * out_channels
+        self.trainable += in_channels * out_channels + out_channels
+
+    def batch_norm(self, activation=True):
         # One fused scale-and-shift per element, plus the activation after it.
-        self.elementwise += height * width * channels * (2 if activation else 1)
-        self.trainable += _BN_TRAINABLE * channels
-        self.non_trainable += _BN_NON_TRAINABLE * channels
+        self.elementwise += self.pixels * self.channels * (2 if activation else 1)
+        self.trainable += _BN_TRAINABLE * self.channels
+        self.non_trainable += _BN_NON_TRAINABLE * self.channels
+
+    def squeeze_excite(self, block):
+        """Two 1 x 1 convolutions with bias on the pooled map, and the gate multiply."""
+        self.dense(self.channels, block.se_filters)
+        self.dense(block.se_filters, self.channels)
+        self.elementwise += self.pixels * self.channels
+
+    def mbconv(self, block):
+        args, experts = block.args, block.num_experts
+        if experts:  # routing: a sigmoid Dense on the pooled block input
+            self.dense(self.channels, experts)
+        if args.expand_ratio != 1:
+            self.conv(1, block.expanded_filters, experts=experts)
+            self.batch_norm()
+        self.depthwise(args.kernel_size, args.strides, experts=experts)
+        self.batch_norm()
+        if args.has_se:
+            self.squeeze_excite(block)
+        self.conv(1, args.output_filters, experts=experts)
+        self.batch_norm(activation=False)
+
+    def fused(self, block):
+        args = block.args
+        if args.expand_ratio != 1:
+            # One k x k convolution, with the stride, replaces expansion and depthwise.
+            self.conv(args.kernel_size, block.expanded_filters, args.strides)
+            self.batch_norm()
+            if args.has_se:
+                self.squeeze_excite(block)
+            self.conv(1, args.output_filters)
+            self.batch_norm(activation=False)
+        else:
+            # With no expansion, that convolution goes straight to the output width.
+            if args.has_se:
+                self.squeeze_excite(block)
+            self.conv(args.kernel_size, args.output_filters, args.strides)
+            self.batch_norm()
 
 
 def _resolution_pair(resolution) -> tuple[int, int]:
@@ -135,6 +193,11 @@ def count_flops(
     min_depth: int | None = None,
     fix_stem_and_head: bool = False,
     use_se: bool = True,
+    *,
+    round_limit: float = 0.9,
+    stem_filters: int | None = None,
+    condconv_experts: int = 4,
+    input_channels: int = 3,
 ) -> FlopsReport:
     """Counts the multiply-adds and parameters of the model the builder makes.
 
@@ -150,6 +213,9 @@ def count_flops(
         min_depth: Smallest channel count after rounding (default: divisor).
         fix_stem_and_head: EfficientNet-Lite's fixed stem and head.
         use_se: False counts no squeeze-excite (EfficientNet-Lite).
+        round_limit, stem_filters, condconv_experts: As `scaling.plan_model`'s
+            (EfficientNetV2: ``round_limit=0``; EdgeTPU: ``stem_filters=32``).
+        input_channels: Channels of the input images.
 
     Returns:
         A `FlopsReport`.
@@ -172,12 +238,19 @@ def count_flops(
         min_depth=min_depth,
         fix_stem_and_head=fix_stem_and_head,
         use_se=use_se,
+        round_limit=round_limit,
+        stem_filters=stem_filters,
+        condconv_experts=condconv_experts,
     )
-    return count_plan(plan, resolution, include_top=include_top, classes=classes)
+    return count_plan(
+        plan, resolution, include_top=include_top, classes=classes, input_channels=input_channels
+    )
 
 
-def count_plan(plan: ModelPlan, resolution, include_top: bool = True, classes: int = 1000) -> FlopsReport:
-    """`count_flops` of a plan made by `scaling.plan_model`.
+def count_plan(
+    plan: ModelPlan, resolution, include_top: bool = True, classes: int = 1000, input_channels: int = 3
+) -> FlopsReport:
+    """`count_flops` of a plan made by `scaling.plan_model`, on images of `input_channels` channels.
 
     Example:
         >>> from keras_efficientnets.scaling import plan_variant
@@ -187,43 +260,20 @@ def count_plan(plan: ModelPlan, resolution, include_top: bool = True, classes: i
     height, width = _resolution_pair(resolution)
     classes = check_int("classes", classes, minimum=1)
     include_top = check_bool("include_top", include_top)
-    count = _Counter()
+    input_channels = check_int("input_channels", input_channels, minimum=1)
+    count = _Counter(height, width, input_channels)
 
-    # Stem: 'same' padding, so stride 2 gives ceil(H / 2).
-    height, width = -(-height // _STEM_STRIDES), -(-width // _STEM_STRIDES)
-    count.conv(height, width, _STEM_KERNEL, _INPUT_CHANNELS, plan.stem_filters)
-    count.batch_norm(height, width, plan.stem_filters)
-
-    # `channels` follows the tensor, as the built graph does: each layer takes
-    # what the previous one gives.
-    channels = plan.stem_filters
+    count.conv(_STEM_KERNEL, plan.stem_filters, (_STEM_STRIDES, _STEM_STRIDES))
+    count.batch_norm()
     for block in plan.blocks:
-        args = block.args
-        # Expansion: 1x1 convolution at the input resolution.
-        if args.expand_ratio != 1:
-            count.conv(height, width, 1, channels, block.expanded_filters)
-            channels = block.expanded_filters
-            count.batch_norm(height, width, channels)
-        # Depthwise: the block's stride applies here.
-        height = -(-height // args.strides[0])
-        width = -(-width // args.strides[1])
-        count.depthwise(height, width, args.kernel_size, channels)
-        count.batch_norm(height, width, channels)
-        # Squeeze-excite: two 1x1 convolutions with bias on the pooled 1 x 1 map.
-        if args.has_se:
-            count.conv(1, 1, 1, channels, block.se_filters, bias=True)
-            count.conv(1, 1, 1, block.se_filters, block.expanded_filters, bias=True)
-            count.elementwise += height * width * channels  # the gate multiply
-        # Projection: 1x1 convolution back to the narrow width.
-        count.conv(height, width, 1, channels, args.output_filters)
-        channels = args.output_filters
-        count.batch_norm(height, width, channels, activation=False)
+        if block.args.fused:
+            count.fused(block)
+        else:
+            count.mbconv(block)
         if block.has_residual:
-            count.elementwise += height * width * channels
-
-    count.conv(height, width, 1, channels, plan.head_filters)
-    count.batch_norm(height, width, plan.head_filters)
-
+            count.elementwise += count.pixels * count.channels
+    count.conv(1, plan.head_filters)
+    count.batch_norm()
     if include_top:
         count.macs += plan.head_filters * classes
         count.trainable += plan.head_filters * classes + classes

@@ -16,7 +16,7 @@ import keras
 from keras_efficientnets import weights as weights_lib
 from keras_efficientnets.blocks import GraphBuilder
 from keras_efficientnets.build_config import BuildConfig
-from keras_efficientnets.config import VARIANTS, Variant
+from keras_efficientnets.config import FAMILIES, VARIANTS, Variant
 from keras_efficientnets.preprocessing import resolve_normalization
 from keras_efficientnets.remat import copy_weights_from_twin
 from keras_efficientnets.validation import check_bool, received
@@ -55,6 +55,9 @@ def EfficientNet(
     remat: bool = False,
     dtype=None,
     name: str = "efficientnet",
+    round_limit: float = 0.9,
+    stem_filters: int | None = None,
+    condconv_experts: int = 4,
 ) -> keras.Model:
     """Builds an EfficientNet from a list of stages.
 
@@ -115,6 +118,14 @@ def EfficientNet(
             e.g. "mixed_float16" or "bfloat16"; None for Keras's global policy.
             Under a mixed policy the classifier computes in float32.
         name: Model name.
+        round_limit: Channel rounding adds a divisor when the rounded width is
+            below this share of the scaled one: 0.9 as EfficientNet (V1), 0 as
+            EfficientNetV2 (`scaling.round_filters`).
+        stem_filters: The stem's width before scaling; None makes the first
+            stage's input_filters (EdgeTPU's stem makes 32 for stages that
+            expand from 24).
+        condconv_experts: Experts of each convolution of the CondConv stages
+            (``BlockArgs(condconv=True)``, ``_cc`` in block strings).
 
     Returns:
         A functional `keras.Model`.
@@ -153,6 +164,9 @@ def EfficientNet(
         remat=remat,
         dtype=dtype,
         name=name,
+        round_limit=round_limit,
+        stem_filters=stem_filters,
+        condconv_experts=condconv_experts,
         input_shape=_input_shape_or_tensor_shape(input_shape, input_tensor),
     )
     return build(config, weights=weights, input_tensor=input_tensor, skip_mismatch=skip_mismatch)
@@ -215,6 +229,7 @@ def _graph(config: BuildConfig, normalization, input_tensor) -> keras.Model:
         momentum=config.batch_norm_momentum,
         epsilon=config.batch_norm_epsilon,
         dtype=config.dtype,
+        depthwise_name=config.depthwise_name,
     )
     plan = config.plan
     inputs, x = builder.inputs(config.input_shape, input_tensor)
@@ -222,7 +237,7 @@ def _graph(config: BuildConfig, normalization, input_tensor) -> keras.Model:
         x = builder.normalize(x, *resolve_normalization(normalization, channels=config.channels))
     x = builder.conv_bn_act(x, plan.stem_filters, 3, strides=2, prefix="stem")
     for block in plan.blocks:
-        x = builder.mbconv(x, block, rematerialize=config.remat)
+        x = builder.block(x, block, rematerialize=config.remat)
     x = builder.conv_bn_act(x, plan.head_filters, 1, strides=1, prefix="top")
     x = builder.top(
         x,
@@ -257,7 +272,7 @@ _VARIANT_KEYWORDS = frozenset(
     }
 )
 
-_VARIANT_DOC = """EfficientNet-{label}: {resolution}x{resolution} input, width x{width}, depth x{depth}.
+_VARIANT_DOC = """{constructor}: {resolution}x{resolution} input, width x{width}, depth x{depth}.
 
     {family}
 
@@ -324,19 +339,12 @@ def _variant_constructor(variant: Variant):
             variant=variant.name,
         )
 
-    family = (
-        "EfficientNet-Lite: relu6, no squeeze-excite, fixed stem and head; "
-        "ImageNet weights expect (x - 127) / 128, applied inside the model."
-        if variant.lite
-        else "ImageNet weights expect the ImageNet mean and std, applied inside the model."
-    )
     constructor.__name__ = constructor.__qualname__ = variant.constructor_name
     constructor.__doc__ = _VARIANT_DOC.format(
-        label=variant.name.upper() if not variant.lite else f"Lite{variant.name[4:]}",
         resolution=variant.resolution,
         width=variant.width_coefficient,
         depth=variant.depth_coefficient,
-        family=family,
+        family=FAMILIES[variant.family].summary,
         constructor=variant.constructor_name,
         keywords=", ".join(sorted(_VARIANT_KEYWORDS)),
     )

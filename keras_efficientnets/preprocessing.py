@@ -21,6 +21,8 @@ NORMALIZATIONS: dict[str, tuple] = {
     "lite": (127.0, 128.0),
     # AdvProp checkpoints: x * 2 / 255 - 1.
     "advprop": (127.5, 127.5),
+    # EfficientNetV2-S, M and L (keras.applications, google/automl): (x - 128) / 128.
+    "v2": (128.0, 128.0),
 }
 
 
@@ -32,8 +34,10 @@ def resolve_normalization(normalization, channels: int | None = None) -> tuple[n
             numbers or per-channel sequences.
         channels: The input's channel count, if known. A named normalization
             whose per-channel constants do not fit it (ImageNet's 3 on a
-            grayscale or 4-band input) uses the mean of its constants for every
-            channel; a pair must have scalar or one-per-channel constants.
+            grayscale or 4-band input) uses, for one channel, the mean of its
+            constants and, for more, its constants in turn (R, G, B, R, ...), as
+            `weights.adapt_input_channels` does with a stem kernel's filters; a
+            pair must have scalar or one-per-channel constants.
 
     Example:
         >>> mean, std = resolve_normalization("lite")
@@ -41,6 +45,8 @@ def resolve_normalization(normalization, channels: int | None = None) -> tuple[n
         (127.0, 128.0)
         >>> [round(float(c), 2) for c in resolve_normalization("imagenet", channels=1)]
         [115.6, 57.37]
+        >>> resolve_normalization("imagenet", channels=4)[0].round(2).tolist()
+        [123.67, 116.28, 103.53, 123.67]
     """
     named = isinstance(normalization, str)
     if named:
@@ -76,7 +82,10 @@ def resolve_normalization(normalization, channels: int | None = None) -> tuple[n
                 f"{channels}. Pass include_preprocessing=False, or a normalization with scalar or "
                 f"{channels} constants. Received: normalization={normalization!r}"
             )
-        mean, std = np.asarray(mean.mean()), np.asarray(std.mean())
+        if channels == 1:
+            mean, std = np.asarray(mean.mean()), np.asarray(std.mean())
+        else:
+            mean, std = (np.resize(part, channels) if part.ndim else part for part in (mean, std))
     return mean, std
 
 

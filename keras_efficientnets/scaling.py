@@ -8,6 +8,7 @@ anything, so the two can never disagree.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import string
 
@@ -34,25 +35,32 @@ MAX_BLOCKS = 2000
 
 
 def round_filters(
-    filters: int, width_coefficient: float, depth_divisor: int = 8, min_depth: int | None = None
+    filters: int,
+    width_coefficient: float,
+    depth_divisor: int = 8,
+    min_depth: int | None = None,
+    round_limit: float = 0.9,
 ) -> int:
     """Scales a channel count by `width_coefficient`, to a multiple of `depth_divisor`.
 
     Rounds to the nearest multiple, never below `min_depth` (default: the
-    divisor), and adds one more divisor when rounding lost over 10% of the
-    scaled width, as the reference code does (this is why B3's first stage has
-    24 channels, not 16).
+    divisor), and adds one more divisor when the rounded width is below
+    `round_limit` of the scaled one: the reference V1 code's 10% rule (this is
+    why B3's first stage has 24 channels, not 16). EfficientNetV2's code has no
+    such rule: ``round_limit=0``.
 
     Example:
         >>> round_filters(16, 1.2)
         24
+        >>> round_filters(16, 1.2, round_limit=0)
+        16
         >>> round_filters(1280, 2.0)
         2560
     """
     scaled = filters * width_coefficient
     floor = min_depth or depth_divisor
     rounded = max(floor, int(scaled + depth_divisor / 2) // depth_divisor * depth_divisor)
-    if rounded < 0.9 * scaled:
+    if rounded < round_limit * scaled:
         rounded += depth_divisor
     return int(rounded)
 
@@ -79,21 +87,23 @@ def _block_letters(index: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class BlockPlan:
-    """One MBConv block of a scaled model.
+    """One block of a scaled model.
 
     Attributes:
         name: Layer-name prefix, e.g. ``"block2a_"`` (stage 2, first block).
         args: The block's settings: scaled filters, its own strides, one repeat.
         drop_rate: Its drop-connect rate.
+        num_experts: Experts of each CondConv convolution; 0 for plain ones.
     """
 
     name: str
     args: BlockArgs
-
     drop_rate: float
+    num_experts: int = 0
 
     @property
     def expanded_filters(self) -> int:
+        """Channels after the expansion (MBConv) or the first convolution (fused)."""
         return int(self.args.input_filters * self.args.expand_ratio)
 
     @property
@@ -163,6 +173,10 @@ def plan_model(
     min_depth: int | None = None,
     fix_stem_and_head: bool = False,
     use_se: bool = True,
+    *,
+    round_limit: float = 0.9,
+    stem_filters: int | None = None,
+    condconv_experts: int = 4,
 ) -> ModelPlan:
     """Applies width and depth scaling to stages and lists every block.
 
@@ -177,6 +191,12 @@ def plan_model(
         fix_stem_and_head: EfficientNet-Lite: keep the stem at 32 and the head
             at 1280 channels, and one block in the first and last stage.
         use_se: False drops squeeze-excite from every block.
+        round_limit: `round_filters`' limit: 0.9 for V1's rule, 0 for V2's.
+        stem_filters: The stem's width before scaling; None for the first
+            stage's input_filters. EdgeTPU's stem makes 32 channels while its
+            first stage expands from 24: that stage's kernel takes what the stem
+            gives, its expanded width follows its input_filters.
+        condconv_experts: Experts of the CondConv convolutions of `condconv` stages.
 
     Raises:
         TypeError, ValueError: A bad argument, or a plan of more than
@@ -199,16 +219,15 @@ def plan_model(
         min_depth = check_int("min_depth", min_depth, minimum=1)
     fix_stem_and_head = check_bool("fix_stem_and_head", fix_stem_and_head)
     use_se = check_bool("use_se", use_se)
+    round_limit = check_real("round_limit", round_limit, minimum=0, maximum=1)
+    if stem_filters is not None:
+        stem_filters = check_int("stem_filters", stem_filters, minimum=1)
+    condconv_experts = check_int("condconv_experts", condconv_experts, minimum=1, maximum=64)
 
     def scale_filters(filters):
-        return round_filters(filters, width_coefficient, depth_divisor, min_depth)
+        return round_filters(filters, width_coefficient, depth_divisor, min_depth, round_limit)
 
-    last_stage = len(block_args_list) - 1
-    stages = []
-    for index, stage in enumerate(block_args_list):
-        keep_repeats = fix_stem_and_head and index in (0, last_stage)
-        repeats = stage.num_repeat if keep_repeats else round_repeats(stage.num_repeat, depth_coefficient)
-        stages.append((stage, repeats))
+    stages = _stage_repeats(block_args_list, depth_coefficient, fix_stem_and_head)
     total_blocks = sum(repeats for _, repeats in stages)
     if total_blocks > MAX_BLOCKS:
         raise ValueError(
@@ -217,16 +236,23 @@ def plan_model(
             + received("depth_coefficient", depth_coefficient)
         )
 
-    # The stem makes the channels the first stage takes (32 for B0's stages).
-    # Lite keeps it unscaled, so its first stage takes 32 channels even where
-    # scaling would say otherwise (Lite3 and Lite4: 40 and 48).
+    # The stem makes the channels the first stage takes (32 for B0's stages), unless
+    # `stem_filters` says otherwise. Lite keeps it unscaled, so its first stage takes 32
+    # channels even where scaling would say otherwise (Lite3 and Lite4: 40 and 48).
     first_input = block_args_list[0].input_filters
-    stem_filters = first_input if fix_stem_and_head else scale_filters(first_input)
+    stem = first_input if stem_filters is None else stem_filters
+    stem = stem if fix_stem_and_head else scale_filters(stem)
     blocks = []
     for stage_index, (stage, repeats) in enumerate(stages):
+        if stage_index > 0:
+            first_input = scale_filters(stage.input_filters)
+        elif stem_filters is None:
+            first_input = stem
+        else:
+            first_input = scale_filters(first_input)
         first = dataclasses.replace(
             stage,
-            input_filters=stem_filters if stage_index == 0 else scale_filters(stage.input_filters),
+            input_filters=first_input,
             output_filters=scale_filters(stage.output_filters),
             num_repeat=1,
             se_ratio=stage.se_ratio if use_se else None,
@@ -242,14 +268,31 @@ def plan_model(
                     name=f"block{stage_index + 1}{_block_letters(repeat)}_",
                     args=args,
                     drop_rate=drop_connect_rate * len(blocks) / total_blocks,
+                    num_experts=condconv_experts if args.condconv else 0,
                 )
             )
-
+    if blocks[0].has_residual and blocks[0].args.input_filters != stem:
+        raise ValueError(
+            f"The stem makes {stem} channels, but the first block would add them to its own "
+            f"{blocks[0].args.input_filters}: give the first stage noskip, or stem_filters equal to its "
+            f"input_filters. {received('stem_filters', stem_filters)}"
+        )
     return ModelPlan(
-        stem_filters=stem_filters,
+        stem_filters=stem,
         blocks=tuple(blocks),
         head_filters=HEAD_FILTERS if fix_stem_and_head else scale_filters(HEAD_FILTERS),
     )
+
+
+def _stage_repeats(block_args_list, depth_coefficient, fix_stem_and_head) -> list[tuple[BlockArgs, int]]:
+    """Each stage with its block count after depth scaling (Lite keeps its first and last at one)."""
+    last_stage = len(block_args_list) - 1
+    stages = []
+    for index, stage in enumerate(block_args_list):
+        keep_repeats = fix_stem_and_head and index in (0, last_stage)
+        repeats = stage.num_repeat if keep_repeats else round_repeats(stage.num_repeat, depth_coefficient)
+        stages.append((stage, repeats))
+    return stages
 
 
 def plan_variant(name: str, drop_connect_rate: float = 0.0) -> ModelPlan:
@@ -258,12 +301,19 @@ def plan_variant(name: str, drop_connect_rate: float = 0.0) -> ModelPlan:
     Example:
         >>> len(plan_variant("b7").blocks)
         55
+        >>> plan_variant("v2s").stem_filters
+        24
     """
     variant = get_variant(name)
+    # The family's builder keywords that are plan_model's; the others shape layers, not the plan.
+    options = {key: value for key, value in variant.family_options.items() if key in _PLAN_KEYWORDS}
     return plan_model(
         variant.block_args_list(),
         variant.width_coefficient,
         variant.depth_coefficient,
         drop_connect_rate=drop_connect_rate,
-        **variant.plan_options,
+        **options,
     )
+
+
+_PLAN_KEYWORDS = frozenset(inspect.signature(plan_model).parameters)

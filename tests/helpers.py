@@ -1,7 +1,13 @@
 """Helpers shared by the tests: random weights, images, inference, and weight files as others write them."""
 
+import dataclasses
+import hashlib
+import http.server
 import os
 import re
+import socket
+import threading
+import time
 
 import keras
 import numpy as np
@@ -68,14 +74,21 @@ def _calibrate_batch_norm(model, seed):
         return
     shape = tuple(64 if dim is None else dim for dim in model.input_shape[1:])
     images = np.random.default_rng(seed).uniform(0, 255, (4, *shape)).astype("float32")
-    momenta = [layer.momentum for layer in layers]
+    # Dropout and drop connect off: the statistics are those of the inference-mode network.
+    dropouts = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.Dropout)]
+    saved = [(layer, layer.momentum) for layer in layers] + [(layer, layer.rate) for layer in dropouts]
     for layer in layers:
         layer.momentum = 0.0
+    for layer in dropouts:
+        layer.rate = 0.0
     try:
         model(images, training=True)
     finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
+        for layer, value in saved:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = value
+            else:
+                layer.momentum = value
 
 
 def _all_layers(model):
@@ -179,9 +192,92 @@ def write_keras_applications_h5(model, path, include_top=True):
                     name = "depthwise_kernel"
                 names.append(f"{layer.name}/{name}:0")
                 values.append(keras.ops.convert_to_numpy(variable))
-            if layer.name == "normalization":
+            if layer.name == "normalization" and names:  # V1 files; V2 normalizes with constants
                 values = [np.asarray(IMAGENET_MEAN) / 255, np.asarray(IMAGENET_STD) / 255, np.array(0)]
             # As Keras 2 wrote them: fixed-length byte strings (an empty float array when none).
             group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
             for name, value in zip(names, values, strict=True):
                 group.create_dataset(name, data=value)
+
+
+class LoopbackServer:
+    """A loopback HTTP server for a folder; `mode` decides how files are sent."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.mode = "good"
+        self.requests = []
+        self.release = threading.Event()  # ends a "stall"
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                name = self.path.rsplit("/", 1)[-1]
+                path = os.path.join(server.folder, name)
+                if not os.path.isfile(path):
+                    self.send_error(404)
+                    return
+                with open(path, "rb") as f:
+                    data = f.read()
+                if server.mode == "wrong_bytes":
+                    data = data[:-100] + bytes(100)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if server.mode == "drop":
+                    # Announce the whole file, send half of it, hang up.
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if server.mode == "stall":
+                    # 1000 bytes, then silence until the test ends.
+                    self.wfile.write(data[:1000])
+                    self.wfile.flush()
+                    server.release.wait(60)
+                    return
+                if server.mode == "slow":
+                    # In pieces, so that two clients' downloads overlap.
+                    for start in range(0, len(data), len(data) // 20 + 1):
+                        self.wfile.write(data[start : start + len(data) // 20 + 1])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/keras-applications/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def md5_of(path):
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def serve_keras_applications_files(monkeypatch, variant, server, folder):
+    """Points `variant`'s keras.applications files at `server`, with the MD5s of the files in `folder`."""
+    from keras_efficientnets import weights
+
+    files = weights.KERAS_APPLICATIONS_WEIGHTS[variant]
+    top, notop = (folder / files.file(include_top)[0] for include_top in (True, False))
+    monkeypatch.setitem(
+        weights.KERAS_APPLICATIONS_WEIGHTS,
+        variant,
+        dataclasses.replace(
+            files,
+            base_url=server.url,
+            md5=md5_of(top),
+            notop_md5=md5_of(notop) if notop.exists() else "0" * 32,
+        ),
+    )

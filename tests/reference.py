@@ -57,3 +57,30 @@ PAPER_B0_GMACS = 0.39
 # statistics that torchvision and keras.applications use).
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+# The families beyond V1, 1000 classes, Keras count_params (BatchNorm moving statistics
+# included): (total with top, total with include_top=False).
+# - V2 B0-L: keras.applications (Keras 3.15) EfficientNetV2*(weights=None).count_params(),
+#   with and without top (its V2 preprocessing holds no weights); the tests also compare
+#   against keras.applications directly.
+# - V2-XL (google/automl effnetv2_configs.py), EdgeTPU S/M/L and CondConv B0-4e/B0-8e/B1-8e
+#   (tensorflow/tpu edgetpu/ and condconv/ builders): timm 1.0's tf_efficientnetv2_xl,
+#   tf_efficientnet_es/em/el and tf_efficientnet_cc_* (parameters plus BatchNorm running mean
+#   and variance); without top: that less the 1000-class Dense layer (head width x 1000 + 1000;
+#   head 1280, 1536 for EdgeTPU-L).
+FAMILY_PARAMS = {
+    "v2b0": (7_200_312, 5_919_312),
+    "v2b1": (8_212_124, 6_931_124),
+    "v2b2": (10_178_374, 8_769_374),
+    "v2b3": (14_467_622, 12_930_622),
+    "v2s": (21_612_360, 20_331_360),
+    "v2m": (54_431_388, 53_150_388),
+    "v2l": (119_027_848, 117_746_848),
+    "v2xl": (208_896_832, 207_615_832),
+    "edgetpus": (5_489_832, 4_208_832),
+    "edgetpum": (6_967_304, 5_686_304),
+    "edgetpul": (10_681_920, 9_144_920),
+    "condconvb04e": (13_356_132, 12_075_132),
+    "condconvb08e": (24_055_300, 22_774_300),
+    "condconvb18e": (39_778_016, 38_497_016),
+}

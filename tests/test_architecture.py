@@ -19,7 +19,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_efficientnets"
 # Bottom to top. A module may import the package modules of the layers below its own.
 LAYERS = [
     {"validation", "fileio", "torch_pickle", "images"},
-    {"config", "preprocessing"},
+    {"block_args", "preprocessing"},
+    {"config"},
     {"scaling"},
     {"flops", "checkpoints"},
     {"optimize.projection", "optimize.user_cost", "downloads", "weight_files", "remat", "custom_objects"},
@@ -33,6 +34,7 @@ LAYERS = [
     {"__main__", ""},  # "" is the package's __init__
 ]
 KERAS_FREE = {
+    "block_args",
     "images",
     "validation",
     "fileio",

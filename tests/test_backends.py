@@ -21,7 +21,17 @@ pytestmark = pytest.mark.backends
 SIZE = 96
 
 
-@pytest.fixture(params=["EfficientNetB0", "EfficientNetLite0"])
+# One model of each family: V1, Lite, V2 (fused blocks), EdgeTPU (ReLU, forced stem), CondConv.
+FAMILY_MEMBERS = [
+    "EfficientNetB0",
+    "EfficientNetLite0",
+    "EfficientNetV2B0",
+    "EfficientNetEdgeTPUS",
+    "EfficientNetCondConvB0_4e",
+]
+
+
+@pytest.fixture(params=FAMILY_MEMBERS)
 def model(request):
     return randomize_weights(getattr(ke, request.param)(weights=None, input_shape=(SIZE, SIZE, 3)))
 
@@ -40,7 +50,7 @@ def test_keras_round_trip(model, tmp_path):
     np.testing.assert_allclose(infer(reloaded, x), infer(model, x), atol=1e-7, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["EfficientNetB0", "EfficientNetLite0"])
+@pytest.mark.parametrize("name", FAMILY_MEMBERS)
 def test_logits_equal_tensorflow_on_the_same_weights(name, tmp_path):
     if keras.backend.backend() == "tensorflow":
         pytest.skip("TensorFlow is the reference backend this test compares against")

@@ -94,7 +94,7 @@ def test_info_lists_every_variant_with_exact_parameters_and_plots(tmp_path):
     assert (
         lines["EfficientNetLite0"][-2:] == ["offline", "(PyPI)"] and lines["EfficientNetB8"][-1] == "convert"
     )
-    assert sum(name.startswith("EfficientNet") for name in lines) == 15
+    assert sum(name.startswith("EfficientNet") for name in lines) == 29
     assert_png(plot)
 
 

@@ -200,11 +200,14 @@ def test_without_the_top_the_input_takes_any_size_as_keras_applications_does():
 def test_other_channel_counts_build_and_normalize_by_the_stated_rule(channels):
     model = ke.EfficientNetB0(weights=None, include_top=False, input_shape=(None, None, channels))
     assert model.output_shape == (None, None, None, 1280)
-    # The rule: a named normalization on an input without 3 channels uses the mean of its
-    # per-channel constants for every channel.
+    # The rule: a named normalization on an input without 3 channels uses, for one channel,
+    # the mean of its per-channel constants, and for more, its constants in turn (R, G, B, R...).
     x = random_images(1, 32, channels=channels)
     normalized = keras.ops.convert_to_numpy(model.get_layer("preprocessing")(x))
-    mean, std = np.mean(IMAGENET_MEAN), np.mean(IMAGENET_STD)
+    if channels == 1:
+        mean, std = np.mean(IMAGENET_MEAN), np.mean(IMAGENET_STD)
+    else:
+        mean, std = (np.resize(np.asarray(c), channels) for c in (IMAGENET_MEAN, IMAGENET_STD))
     np.testing.assert_allclose(normalized, (x - mean) / std, rtol=1e-5, atol=1e-5)
     randomize_weights(model)
     assert infer(model, random_images(2, 64, channels=channels)).shape == (2, 2, 2, 1280)

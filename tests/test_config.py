@@ -140,8 +140,15 @@ def test_decoder_fuzz_raises_only_value_errors(block_string):
         assert decode_block_string(block.to_block_string()) == block
 
 
+def _valid_block(**fields):
+    # A fused block has no depthwise convolution for CondConv to mix.
+    if fields["fused"] and fields["condconv"]:
+        fields["condconv"] = False
+    return BlockArgs(**fields)
+
+
 blocks = st.builds(
-    BlockArgs,
+    _valid_block,
     input_filters=st.integers(1, 4096),
     output_filters=st.integers(1, 4096),
     kernel_size=st.sampled_from([1, 3, 5, 7, 9]),
@@ -150,6 +157,8 @@ blocks = st.builds(
     se_ratio=st.none() | st.floats(0.001, 1.0),
     expand_ratio=st.integers(1, 8) | st.floats(1.0, 8.0),
     identity_skip=st.booleans(),
+    fused=st.booleans(),
+    condconv=st.booleans(),
 )
 
 
@@ -161,21 +170,12 @@ def test_every_block_round_trips_through_its_string(block):
 
 def test_variant_table_matches_the_reference():
     assert list(VARIANTS) == [
-        "b0",
-        "b1",
-        "b2",
-        "b3",
-        "b4",
-        "b5",
-        "b6",
-        "b7",
-        "b8",
+        *(f"b{n}" for n in range(9)),
         "l2",
-        "lite0",
-        "lite1",
-        "lite2",
-        "lite3",
-        "lite4",
+        *(f"lite{n}" for n in range(5)),
+        *("v2b0", "v2b1", "v2b2", "v2b3", "v2s", "v2m", "v2l", "v2xl"),
+        *("edgetpus", "edgetpum", "edgetpul"),
+        *("condconvb04e", "condconvb08e", "condconvb18e"),
     ]
     b7, l2, lite4 = VARIANTS["b7"], VARIANTS["l2"], VARIANTS["lite4"]
     assert (b7.width_coefficient, b7.depth_coefficient, b7.resolution, b7.dropout_rate) == (

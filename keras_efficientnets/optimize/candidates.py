@@ -9,11 +9,12 @@ multiply-adds and parameters with `flops.count_flops`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import NamedTuple
 
 import numpy as np
 
-from keras_efficientnets.config import get_default_block_list
+from keras_efficientnets.config import FAMILIES, get_default_block_list
 from keras_efficientnets.flops import count_flops
 from keras_efficientnets.validation import check_choice, check_int, check_real
 
@@ -95,6 +96,17 @@ class Candidate:
     accuracy: float | None = None
 
 
+def _family_plan_options(family) -> dict:
+    """The options of a family that decide its layout: those `count_flops` takes."""
+    if family is None:
+        return {}
+    family = check_choice("family", family, tuple(FAMILIES))
+    return {key: value for key, value in FAMILIES[family].options.items() if key in _COUNT_KEYWORDS}
+
+
+_COUNT_KEYWORDS = frozenset(inspect.signature(count_flops).parameters)
+
+
 def candidate_table(
     coefficients,
     phi: float = 1.0,
@@ -105,8 +117,9 @@ def candidate_table(
     base_resolution: int = 224,
     include_top: bool = True,
     classes: int = 1000,
-    use_se: bool = True,
-    fix_stem_and_head: bool = False,
+    use_se: bool | None = None,
+    fix_stem_and_head: bool | None = None,
+    family: str | None = None,
     sort_by: str | None = None,
     target_flops_ratio: float | None = None,
     min_flops_ratio: float | None = None,
@@ -126,7 +139,10 @@ def candidate_table(
         base_width, base_depth, base_resolution: The base model's settings.
         include_top, classes: Whether the count includes the classifier, and its size.
         use_se, fix_stem_and_head: Family options (EfficientNet-Lite: False, True;
-            see `config.Variant.family_options`).
+            see `config.Variant.family_options`); None for the family's.
+        family: A key of `config.FAMILIES` whose plan options apply (``"v2"``:
+            V2's channel rounding; ``"edgetpu"``: its stem), to search a family
+            of that kind; None for EfficientNet's (V1).
         sort_by: None (input order), "flops_ratio", "params_ratio", "ideal_cost",
             or "flops_error" (distance of `flops_ratio` from `target_flops_ratio`).
         target_flops_ratio: The FLOPs growth aimed at; None for ``2 ** phi``.
@@ -153,9 +169,10 @@ def candidate_table(
     if target_flops_ratio is None:
         target_flops_ratio = 2.0**phi
     blocks = tuple(get_default_block_list() if block_args_list is None else block_args_list)
-    options = dict(
-        include_top=include_top, classes=classes, use_se=use_se, fix_stem_and_head=fix_stem_and_head
-    )
+    options = {"include_top": include_top, "classes": classes, **_family_plan_options(family)}
+    for name, value in (("use_se", use_se), ("fix_stem_and_head", fix_stem_and_head)):
+        if value is not None:
+            options[name] = value
     cache = {}
 
     def measure(width, depth, resolution):
