@@ -10,6 +10,7 @@ The model constructors load Keras on first use, so that the Keras-free parts
 import importlib
 
 from keras_efficientnets.config import VARIANTS, BlockArgs, get_default_block_list
+from keras_efficientnets.feature_levels import FeatureLevel, feature_info
 from keras_efficientnets.flops import FlopsReport, count_flops, count_variant_flops
 
 __version__ = "1.0.0.dev0"
@@ -18,6 +19,7 @@ __version__ = "1.0.0.dev0"
 _LAZY = {
     "model": ["EfficientNet", *(variant.constructor_name for variant in VARIANTS.values())],
     "preprocessing": ["decode_predictions", "preprocess_input"],
+    "features": ["feature_extractor"],
     "inference": ["OnnxPredictor", "export_onnx", "fold_batch_norm"],
     "downloads": ["WeightsDownloadError"],
 }
@@ -25,9 +27,11 @@ _LAZY_MODULE_OF = {name: module for module, names in _LAZY.items() for name in n
 
 __all__ = [
     "BlockArgs",
+    "FeatureLevel",
     "FlopsReport",
     "count_flops",
     "count_variant_flops",
+    "feature_info",
     "get_default_block_list",
     *_LAZY_MODULE_OF,
 ]

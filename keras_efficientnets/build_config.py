@@ -14,6 +14,7 @@ import functools
 import keras
 
 from keras_efficientnets.config import BlockArgs, get_default_block_list
+from keras_efficientnets.feature_levels import P5_SOURCES, feature_info, level_names_of_indices
 from keras_efficientnets.flops import count_plan
 from keras_efficientnets.preprocessing import resolve_normalization
 from keras_efficientnets.scaling import ModelPlan, plan_model
@@ -71,6 +72,9 @@ class BuildConfig:
     stem_filters: int | None = None
     condconv_experts: int = 4
     depthwise_name: str = "dwconv"
+    features_only: bool = False
+    out_indices: tuple[int, ...] | None = None
+    p5: str = "block"
 
     def __post_init__(self):
         def normalize(field, value):
@@ -84,6 +88,7 @@ class BuildConfig:
             normalize(field, float(getattr(self, field)))
         normalize("include_top", check_bool("include_top", self.include_top))
         normalize("pooling", check_choice("pooling", self.pooling, (None, "avg", "max")))
+        self._check_features()
         normalize("classes", check_int("classes", self.classes, minimum=1))
         normalize(
             "dropout_rate", check_real("dropout_rate", self.dropout_rate, minimum=0, maximum=1, max_open=True)
@@ -133,6 +138,12 @@ class BuildConfig:
         )
 
     @property
+    def feature_levels(self) -> list[str] | None:
+        """The names of the levels a features_only model returns (None: all)."""
+        names = [level.name for level in feature_info(self.plan, self.p5)]
+        return level_names_of_indices(self.out_indices, names)
+
+    @property
     def channels(self) -> int:
         return self.input_shape[-1 if self.data_format == "channels_last" else 0]
 
@@ -169,6 +180,27 @@ class BuildConfig:
                 + received("input_shape", shape)
             )
         return dims
+
+    def _check_features(self):
+        object.__setattr__(self, "features_only", check_bool("features_only", self.features_only))
+        object.__setattr__(self, "p5", check_choice("p5", self.p5, P5_SOURCES))
+        if not self.features_only:
+            if self.out_indices is not None or self.p5 != "block":
+                raise ValueError(
+                    "`out_indices` and `p5` choose the levels of a feature extractor: pass "
+                    f"features_only=True with them. Received: out_indices={self.out_indices!r}, "
+                    f"p5={self.p5!r}, features_only=False"
+                )
+            return
+        if self.pooling is not None:
+            raise ValueError(
+                "A features_only model returns feature maps, which `pooling` would reduce to vectors: "
+                f"leave pooling=None. Received: pooling={self.pooling!r}"
+            )
+        object.__setattr__(self, "include_top", False)
+        self.feature_levels  # noqa: B018 - raises ValueError naming the valid out_indices
+        if self.out_indices is not None:
+            object.__setattr__(self, "out_indices", tuple(int(i) for i in self.out_indices))
 
     def _check_size(self):
         params = count_plan(self.plan, MIN_INPUT_SIZE, self.include_top, self.classes, self.channels).params

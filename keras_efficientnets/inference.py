@@ -194,8 +194,9 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, *, opset: int | Non
     BatchNorm first (`fold_batch_norm`) for a smaller file; ONNX Runtime
     folds it either way. Needs ``tf2onnx`` on the TensorFlow backend
     (``pip install "keras_efficientnets[onnx]"``). Every variant exports except
-    L2: its 481M parameters are 1.9 GB in float32, near ONNX's 2 GB protobuf
-    limit, and tf2onnx needs more than 24 GiB of memory to convert it.
+    L2 and V2-XL: tf2onnx needs more than 24 GiB of memory to convert their
+    481M and 208M parameters (L2's 1.9 GB of float32 weights are also near
+    ONNX's 2 GB protobuf limit).
 
     Args:
         model: A single-input Keras model, e.g. any model of this package.
@@ -232,6 +233,9 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, *, opset: int | Non
 class OnnxPredictor:
     """Runs an exported model with ONNX Runtime on the CPU; a drop-in for ``model.predict``.
 
+    A model with one output gives an array; one with several (a feature
+    extractor's ``P1`` ... ``P5``) a dict of arrays by output name, as Keras does.
+
     Args:
         path: An ``.onnx`` file, e.g. written by `export_onnx`.
         threads: Intra-op threads; None lets ONNX Runtime use every core.
@@ -260,16 +264,21 @@ class OnnxPredictor:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [output.name for output in self.session.get_outputs()]
 
-    def __call__(self, images) -> np.ndarray:
+    def __call__(self, images) -> np.ndarray | dict[str, np.ndarray]:
         """The model's output for one batch of images (RGB in [0, 255] for this package's models)."""
         images = np.asarray(images, dtype="float32")
-        return self.session.run(None, {self.input_name: images})[0]
+        outputs = self.session.run(None, {self.input_name: images})
+        return outputs[0] if len(outputs) == 1 else dict(zip(self.output_names, outputs, strict=True))
 
-    def predict(self, images, batch_size: int = 32) -> np.ndarray:
+    def predict(self, images, batch_size: int = 32) -> np.ndarray | dict[str, np.ndarray]:
         """The outputs for any number of images, run `batch_size` at a time."""
         batch_size = check_int("batch_size", batch_size, minimum=1)
         images = np.asarray(images, dtype="float32")
-        return np.concatenate(
-            [self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
-        )
+        if images.ndim == 0 or len(images) == 0:
+            raise ValueError(f"`images` must be a non-empty batch. Received: images.shape={images.shape}")
+        batches = [self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+        if isinstance(batches[0], dict):
+            return {name: np.concatenate([batch[name] for batch in batches]) for name in self.output_names}
+        return np.concatenate(batches)

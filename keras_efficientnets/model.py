@@ -17,6 +17,8 @@ from keras_efficientnets import weights as weights_lib
 from keras_efficientnets.blocks import GraphBuilder
 from keras_efficientnets.build_config import BuildConfig
 from keras_efficientnets.config import FAMILIES, VARIANTS, Variant
+from keras_efficientnets.features import feature_extractor
+from keras_efficientnets.graph_depth import room_for_graph_walk
 from keras_efficientnets.preprocessing import resolve_normalization
 from keras_efficientnets.remat import copy_weights_from_twin
 from keras_efficientnets.validation import check_bool, received
@@ -58,6 +60,9 @@ def EfficientNet(
     round_limit: float = 0.9,
     stem_filters: int | None = None,
     condconv_experts: int = 4,
+    features_only: bool = False,
+    out_indices=None,
+    p5: str = "block",
 ) -> keras.Model:
     """Builds an EfficientNet from a list of stages.
 
@@ -167,6 +172,9 @@ def EfficientNet(
         round_limit=round_limit,
         stem_filters=stem_filters,
         condconv_experts=condconv_experts,
+        features_only=features_only,
+        out_indices=out_indices,
+        p5=p5,
         input_shape=_input_shape_or_tensor_shape(input_shape, input_tensor),
     )
     return build(config, weights=weights, input_tensor=input_tensor, skip_mismatch=skip_mismatch)
@@ -204,21 +212,26 @@ def build(config: BuildConfig, *, weights=None, input_tensor=None, skip_mismatch
     )
     normalization = weights_lib.normalization_for_weights(weights) or config.normalization
     model = _graph(config, normalization, input_tensor)
-    if weights is None:
-        return model
-    if config.remat:
+    if weights is not None and config.remat:
         plain = build(
-            dataclasses.replace(config, remat=False),
+            dataclasses.replace(config, remat=False, features_only=False, out_indices=None, p5="block"),
             weights=weights,
             skip_mismatch=skip_mismatch,
             variant=variant,
         )
         copy_weights_from_twin(plain, model)
-    else:
+    elif weights is not None:
         weights_lib.load_weights_into(
             model, weights, variant, config.include_top, skip_mismatch=skip_mismatch, plan=config.plan
         )
+    if config.features_only:
+        return feature_extractor(model, config.feature_levels, config.p5, name=config.name)
     return model
+
+
+# Expansion, depthwise, squeeze-excite and projection, with their BatchNorms and activations;
+# CondConv's experts add a few each.
+_MAX_LAYERS_PER_BLOCK = 30
 
 
 def _graph(config: BuildConfig, normalization, input_tensor) -> keras.Model:
@@ -247,7 +260,8 @@ def _graph(config: BuildConfig, normalization, input_tensor) -> keras.Model:
         config.dropout_rate,
         config.classifier_activation,
     )
-    return keras.Model(inputs, x, name=config.name)
+    with room_for_graph_walk(_MAX_LAYERS_PER_BLOCK * len(plan.blocks)):
+        return keras.Model(inputs, x, name=config.name)
 
 
 # ---------------------------------------------------------------------------
@@ -262,10 +276,13 @@ _VARIANT_KEYWORDS = frozenset(
         "batch_norm_momentum",
         "classifier_activation",
         "dtype",
+        "features_only",
         "fix_stem_and_head",
         "include_preprocessing",
         "name",
         "normalization",
+        "out_indices",
+        "p5",
         "remat",
         "skip_mismatch",
         "use_se",

