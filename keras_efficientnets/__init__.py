@@ -20,7 +20,15 @@ _LAZY = {
     "model": ["EfficientNet", *(variant.constructor_name for variant in VARIANTS.values())],
     "preprocessing": ["decode_predictions", "preprocess_input"],
     "features": ["feature_extractor"],
-    "inference": ["OnnxPredictor", "export_onnx", "fold_batch_norm"],
+    "inference": ["export_onnx", "fold_batch_norm"],
+    "deploy": ["export"],
+    "predictors": [
+        "load_predictor",
+        "LiteRTPredictor",
+        "OnnxPredictor",
+        "OpenVINOPredictor",
+        "SavedModelPredictor",
+    ],
     "downloads": ["WeightsDownloadError"],
 }
 _LAZY_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_efficientnets.predictors import OnnxPredictor  # its home before predictors.py
 from keras_efficientnets.validation import check_int
 
 __all__ = ["OnnxPredictor", "export_onnx", "fold_batch_norm"]
@@ -193,10 +194,11 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, *, opset: int | Non
     Rescaling layer, so no constant goes missing in the graph. Fold the
     BatchNorm first (`fold_batch_norm`) for a smaller file; ONNX Runtime
     folds it either way. Needs ``tf2onnx`` on the TensorFlow backend
-    (``pip install "keras_efficientnets[onnx]"``). Every variant exports except
-    L2 and V2-XL: tf2onnx needs more than 24 GiB of memory to convert their
-    481M and 208M parameters (L2's 1.9 GB of float32 weights are also near
-    ONNX's 2 GB protobuf limit).
+    (``pip install "keras_efficientnets[onnx]"``). `deploy.export` does the
+    same with `format="onnx"`, and adds float16 and int8. Every variant exports
+    except L2 and V2-XL: tf2onnx needs more than 24 GiB of memory to convert
+    their 481M and 208M parameters (L2's 1.9 GB of float32 weights are also
+    near ONNX's 2 GB protobuf limit).
 
     Args:
         model: A single-input Keras model, e.g. any model of this package.
@@ -228,57 +230,3 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, *, opset: int | Non
     signature = [keras.InputSpec(shape=model.input_shape, dtype=model.inputs[0].dtype, name=ONNX_INPUT_NAME)]
     model.export(str(path), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
     return path
-
-
-class OnnxPredictor:
-    """Runs an exported model with ONNX Runtime on the CPU; a drop-in for ``model.predict``.
-
-    A model with one output gives an array; one with several (a feature
-    extractor's ``P1`` ... ``P5``) a dict of arrays by output name, as Keras does.
-
-    Args:
-        path: An ``.onnx`` file, e.g. written by `export_onnx`.
-        threads: Intra-op threads; None lets ONNX Runtime use every core.
-
-    Example:
-        >>> predictor = OnnxPredictor("/tmp/lite0.onnx")  # doctest: +SKIP
-        >>> predictor.predict(np.zeros((64, 96, 96, 3), "float32"), batch_size=32).shape  # doctest: +SKIP
-        (64, 1000)
-    """
-
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ImportError(
-                'OnnxPredictor needs onnxruntime: pip install "keras_efficientnets[onnx]"'
-            ) from error
-        if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
-            raise FileNotFoundError(f"No ONNX file at `path`. Received: path={path!r}")
-        if threads is not None:
-            threads = check_int("threads", threads, minimum=1)
-        options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [output.name for output in self.session.get_outputs()]
-
-    def __call__(self, images) -> np.ndarray | dict[str, np.ndarray]:
-        """The model's output for one batch of images (RGB in [0, 255] for this package's models)."""
-        images = np.asarray(images, dtype="float32")
-        outputs = self.session.run(None, {self.input_name: images})
-        return outputs[0] if len(outputs) == 1 else dict(zip(self.output_names, outputs, strict=True))
-
-    def predict(self, images, batch_size: int = 32) -> np.ndarray | dict[str, np.ndarray]:
-        """The outputs for any number of images, run `batch_size` at a time."""
-        batch_size = check_int("batch_size", batch_size, minimum=1)
-        images = np.asarray(images, dtype="float32")
-        if images.ndim == 0 or len(images) == 0:
-            raise ValueError(f"`images` must be a non-empty batch. Received: images.shape={images.shape}")
-        batches = [self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
-        if isinstance(batches[0], dict):
-            return {name: np.concatenate([batch[name] for batch in batches]) for name in self.output_names}
-        return np.concatenate(batches)

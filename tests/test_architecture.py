@@ -19,7 +19,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_efficientnets"
 # Bottom to top. A module may import the package modules of the layers below its own.
 LAYERS = [
     {"validation", "fileio", "torch_pickle", "images", "graph_depth"},
-    {"block_args", "preprocessing"},
+    {"block_args", "preprocessing", "calibration", "predictors"},
     {"config"},
     {"scaling"},
     {"flops", "checkpoints", "feature_levels"},
@@ -35,14 +35,16 @@ LAYERS = [
     },
     {"model", "optimize.plots"},
     {"convert", "inference", "optimize.search", "efficientnet"},
-    {"optimize"},
+    {"optimize", "deploy"},
     {"cli.common"},
-    {"cli.info", "cli.predict", "cli.train", "cli.optimize", "cli.convert"},
+    {"cli.info", "cli.predict", "cli.train", "cli.optimize", "cli.convert", "cli.export"},
     {"cli"},
     {"__main__", ""},  # "" is the package's __init__
 ]
 KERAS_FREE = {
     "block_args",
+    "calibration",
+    "predictors",
     "graph_depth",
     "images",
     "validation",
@@ -61,9 +63,22 @@ KERAS_FREE = {
 }
 # Import these only inside the functions that need them.
 LAZY = {"optimize", "optimize.search", "optimize.plots", "downloads", "training", "", "cli", "cli.common"} | {
-    f"cli.{name}" for name in ("info", "predict", "train", "optimize", "convert")
+    f"cli.{name}" for name in ("info", "predict", "train", "optimize", "convert", "export")
 }
-HEAVY = {"keras", "tensorflow", "jax", "torch", "keras_tuner", "matplotlib", "onnx", "onnxruntime", "tf2onnx"}
+HEAVY = {
+    "keras",
+    "tensorflow",
+    "jax",
+    "torch",
+    "keras_tuner",
+    "matplotlib",
+    "onnx",
+    "onnxruntime",
+    "tf2onnx",
+    "ai_edge_litert",
+    "openvino",
+    "nncf",
+}
 
 
 def module_name(path: pathlib.Path) -> str:

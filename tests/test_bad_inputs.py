@@ -979,6 +979,47 @@ CLI = [
     ),
     ("an unknown command", ["frobnicate"], "frobnicate"),
     ("an unknown option", ["info", "--frobnicate"], "--frobnicate"),
+    (
+        "export int8 without --calibration",
+        ["export", "{d}/m.tflite", "--quantize", "int8"],
+        "--calibration DIR",
+    ),
+    (
+        "export --calibration without int8",
+        ["export", "{d}/m.tflite", "--calibration", "{d}"],
+        "--quantize int8",
+    ),
+    (
+        "export --calibration of a file",
+        ["export", "{d}/m.tflite", "--quantize", "int8", "--calibration", "{d}/ok.png"],
+        "must be a folder of images",
+    ),
+    ("export into a missing folder", ["export", "{d}/no/m.tflite"], "does not exist"),
+    ("export --quantize int4", ["export", "{d}/m.tflite", "--quantize", "int4"], "int4"),
+    ("export --format tflite", ["export", "{d}/m.tflite", "--format", "tflite"], "tflite"),
+    ("export --model b99", ["export", "{d}/m.tflite", "--model", "b99"], "Unknown model 'b99'"),
+    (
+        "export --calibration-images 0",
+        ["export", "{d}/m.tflite", "--calibration-images", "0"],
+        "--calibration-images",
+    ),
+    ("export --keep-float gates", ["export", "{d}/m.tflite", "--keep-float", "gates"], "gates"),
+    ("export a missing .keras", ["export", "{d}/m.tflite", "--weights", "{d}/none.keras"], "No model file"),
+    (
+        "predict --model-file missing",
+        ["predict", "{d}/ok.png", "--model-file", "{d}/none.tflite"],
+        "No exported model",
+    ),
+    (
+        "predict --model-file of a PNG",
+        ["predict", "{d}/ok.png", "--model-file", "{d}/ok.png"],
+        ".tflite, .onnx",
+    ),
+    (
+        "predict --model-file of text",
+        ["predict", "{d}/ok.png", "--model-file", "{d}/notes.h5"],
+        ".tflite, .onnx",
+    ),
 ]
 
 

@@ -227,6 +227,31 @@ def test_train_then_predict_with_the_saved_model(image_folder, tmp_path):
     assert sorted(ranked) == ["blue", "red"]
 
 
+@pytest.mark.parametrize(
+    "quantize", [pytest.param(None, id="float32"), pytest.param("int8", marks=pytest.mark.slow, id="int8")]
+)
+def test_export_then_predict_with_the_exported_file(quantize, tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    out = tmp_path / "lite0.tflite"
+    options = []
+    if quantize:
+        from benchmarks.photo_crops import CALIBRATION_SEED, photo_crops
+
+        (tmp_path / "photos").mkdir()
+        for index, view in enumerate(photo_crops(32, 224, CALIBRATION_SEED)):
+            Image.fromarray(view.astype("uint8")).save(tmp_path / "photos" / f"{index}.png")
+        options = ["--quantize", quantize, "--calibration", tmp_path / "photos", "--logits"]
+    result = run_cli("export", out, *options)
+    assert result.returncode == 0, result.stderr
+    assert f"Wrote {out}" in result.stdout and out.read_bytes()[4:8] == b"TFL3"
+
+    result = run_cli("predict", "--model-file", out, "--top", "1")
+    assert result.returncode == 0, result.stderr
+    assert "(LiteRTPredictor)" in result.stdout
+    coffee = result.stdout.split("coffee.png\n")[1].splitlines()[0].split()
+    assert coffee[1] == "espresso" and float(coffee[-1]) > 0.8  # probabilities, also from logits
+
+
 def test_convert_a_keras_applications_h5(tmp_path):
     source = EfficientNetB0(weights=None)
     kernel = source.get_layer("block6b_project_conv").kernel

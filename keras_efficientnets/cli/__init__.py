@@ -11,6 +11,8 @@ Subcommands, one module each (``register(subparsers)`` adds its options,
   model, its class names and a learning-curve plot.
 - ``optimize``: the compound-coefficient search and each candidate's real cost.
 - ``convert``: official checkpoints to ``.weights.h5`` plus sidecar (`convert`).
+- ``export``: a model to LiteRT, ONNX, OpenVINO or SavedModel, in float32,
+  float16 or int8 (`export`); ``predict --model-file`` runs the result.
 
 The commands are a thin layer over the library. Keras is imported only by the
 subcommands that build models, so ``--help``, ``info`` and ``optimize`` start
@@ -28,6 +30,7 @@ import sys
 
 from keras_efficientnets.cli import common
 from keras_efficientnets.cli import convert as convert_command
+from keras_efficientnets.cli import export as export_command
 from keras_efficientnets.cli import info as info_command
 from keras_efficientnets.cli import optimize as optimize_command
 from keras_efficientnets.cli import predict as predict_command
@@ -36,7 +39,7 @@ from keras_efficientnets.cli.common import EXIT_USAGE, PROG, CommandError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (info_command, predict_command, train_command, optimize_command, convert_command)
+_COMMANDS = (info_command, predict_command, train_command, optimize_command, convert_command, export_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,13 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = common.Parser(
         prog=PROG,
-        description="EfficientNets for Keras 3: look up, classify, fine-tune, search and convert.",
+        description="EfficientNets for Keras 3: look up, classify, fine-tune, search, convert and export.",
         epilog=common.examples(
             f"{PROG} info",
             f"{PROG} predict                      # scikit-image's sample photos, Lite0, offline",
             f"{PROG} predict photo.jpg --model lite2 --top 3",
             f"{PROG} train flowers/ --model lite0 --epochs 5 --freeze-backbone",
             f"{PROG} optimize --search-per-coeff 10 --plot candidates.png",
+            f"{PROG} export lite0_int8.tflite --quantize int8 --calibration photos/",
             f"{PROG} COMMAND --help               # the options of one command",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -25,6 +26,7 @@ def register(subparsers) -> None:
             f"{common.PROG} predict cat.jpg dog.png --top 3 --plot predictions.png",
             f"{common.PROG} predict cat.jpg --model b0       # downloads the B0 weights once",
             f"{common.PROG} predict cat.jpg --weights model.keras   # a model saved by `train`",
+            f"{common.PROG} predict cat.jpg --model-file lite0_int8.tflite  # a file written by `export`",
         ),
     )
     parser.add_argument(
@@ -36,6 +38,12 @@ def register(subparsers) -> None:
         default="imagenet",
         help="'imagenet' (default; Lite0-2 offline, B0-B7 downloaded once), a weights file for --model, "
         "or a .keras model saved by `train`",
+    )
+    parser.add_argument(
+        "--model-file",
+        metavar="FILE",
+        help="run an exported .tflite, .onnx, OpenVINO .xml or SavedModel folder instead (--model gives "
+        "its input size if the file leaves it open)",
     )
     parser.add_argument(
         "--top", type=common.positive_int, default=5, help="classes to print per image (default: 5)"
@@ -59,13 +67,19 @@ def run(args) -> int:
     common.require("PIL.Image")
     images.check_images(paths)  # before the model is built: a bad file fails at once
 
-    model, names, size, padding, label = _model(args.model, args.weights)
-    top = min(args.top, model.output_shape[-1])
+    if args.model_file:
+        predict, names, size, padding, label = _exported_model(args.model_file, args.model)
+    else:
+        model, names, size, padding, label = _model(args.model, args.weights)
+        predict = functools.partial(model.predict, verbose=0)
 
     import numpy as np
 
     batch = np.stack([images.load_image(path, size=size, crop_padding=padding) for path in paths])
-    scores = np.asarray(model.predict(batch, verbose=0))
+    scores = _probabilities(np.asarray(predict(batch)))
+    top = min(args.top, scores.shape[-1])
+    if names is None and scores.shape[-1] != 1000:
+        names = [f"class {i}" for i in range(scores.shape[-1])]
     if names is None:
         from keras_efficientnets.preprocessing import decode_predictions
 
@@ -109,6 +123,31 @@ def _model(model_name: str, weights: str):
     source = "ImageNet" if weights == "imagenet" else weights
     label = f"{model_variant.constructor_name} with {source} weights"
     return model, None, model_variant.resolution, CROP_PADDING, label
+
+
+def _exported_model(path: str, model_name: str):
+    """An exported file's predict function, class names, input size, crop padding and label."""
+    from keras_efficientnets.predictors import load_predictor
+
+    if not os.path.exists(path):
+        raise common.CommandError(f"No exported model at {path}. Pass a file written by `export`.")
+    predictor = load_predictor(path)
+    size = predictor.input_shape[0] or common.variant(model_name).resolution
+    if len(predictor.output_names) != 1:
+        raise common.CommandError(
+            f"{path} has {len(predictor.output_names)} outputs: predict needs a classifier."
+        )
+    return predictor.predict, None, int(size), CROP_PADDING, f"{path} ({type(predictor).__name__})"
+
+
+def _probabilities(scores):
+    """Class probabilities: the scores of a softmax model, or the softmax of logits (export --logits)."""
+    import numpy as np
+
+    if np.all(scores >= 0) and np.allclose(scores.sum(axis=-1), 1, atol=0.02):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def _sample_photos() -> list[str]:

@@ -1,0 +1,411 @@
+"""Export for deployment: LiteRT, ONNX, OpenVINO and SavedModel files, in float32, float16 or int8.
+
+One entry point, `export`, drives each format's own toolchain: Keras's
+exporters and the TF LiteRT converter, tf2onnx and ONNX Runtime's quantizer,
+OpenVINO and NNCF. The exported graph keeps the model's input normalization,
+so every file takes what the Keras model takes (RGB in [0, 255]), with a
+dynamic batch axis; `predictors.load_predictor` runs any of them.
+
+The int8 settings are the ones measured best on the real EfficientNet-Lite
+weights (BENCHMARKS.md): per-channel weights everywhere (per-tensor weights
+lose about 40 points of top-1 agreement on the depthwise convolutions);
+ONNX Runtime's graph pre-processing first, QDQ with unsigned activations
+(the fast kernels on x86) and percentile ranges; NNCF with full bias
+correction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+
+from keras_efficientnets.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_images
+from keras_efficientnets.fileio import atomic_path, check_writable_folder
+from keras_efficientnets.inference import ONNX_INPUT_NAME, export_onnx
+from keras_efficientnets.predictors import require
+from keras_efficientnets.validation import check_choice, received
+
+__all__ = ["FLOAT_GROUPS", "FORMATS", "QUANTIZATIONS", "export"]
+
+# Each format's file name ending ("" for a folder).
+FORMATS = {"litert": ".tflite", "onnx": ".onnx", "openvino": ".xml", "saved_model": ""}
+QUANTIZATIONS = (None, "float16", "int8")
+# The formats that support each quantization.
+_SUPPORTED = {
+    None: tuple(FORMATS),
+    "float16": ("litert", "onnx", "openvino"),
+    "int8": ("litert", "onnx", "openvino"),
+}
+# Layers an int8 export can keep in float (`keep_float`), by the names of their Keras layers:
+# the squeeze-excite gates and the stem and head, where swish + SE models lose the most.
+FLOAT_GROUPS = {
+    "se": r"block\d+[a-z]+_se_(?:squeeze|reduce|expand|excite)",
+    "stem": r"stem_(?:conv|bn|activation)",
+    "head": r"top_(?:conv|bn|activation)|predictions",
+}
+
+
+def export(
+    model: keras.Model,
+    path,
+    format: str | None = None,
+    quantize: str | None = None,
+    calibration=None,
+    *,
+    calibration_limit: int = DEFAULT_CALIBRATION_IMAGES,
+    keep_float=(),
+    verbose: bool = True,
+) -> Path:
+    """Writes `model` for a deployment runtime; nothing is left behind if it fails.
+
+    Args:
+        model: A single-input Keras model (any model of this package,
+            backbones included), on the TensorFlow backend.
+        path: The file to write: ``.tflite`` (LiteRT), ``.onnx``, ``.xml``
+            (OpenVINO IR, with its ``.bin`` beside it) or a folder (SavedModel).
+        format: "litert", "onnx", "openvino" or "saved_model"; None to read it
+            from `path`'s ending (no ending: a SavedModel folder).
+        quantize: None (float32); "float16" (weights stored in float16: half
+            the size, outputs within about 1% of the logits' scale); "int8"
+            (post-training quantization of weights and activations, calibrated
+            on `calibration`; a quarter of the size and 2-3x faster on CPUs).
+            The SavedModel is float32 only.
+        calibration: With int8: a folder of images, an array of images, or an
+            iterable of batches (e.g. a ``tf.data`` dataset), RGB in [0, 255]
+            like the model's input (`calibration.calibration_images`). Use
+            images like the ones the model will see, a few hundred.
+        calibration_limit: At most this many calibration images are used.
+        keep_float: With int8, groups of layers to leave in float: any of
+            `FLOAT_GROUPS` ("se", "stem", "head"). "head" avoids the ties that
+            quantized logits make among the top classes.
+        verbose: Show progress (calibration images read, quantizer progress).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> from keras_efficientnets import EfficientNetLite0
+        >>> model = EfficientNetLite0(weights="imagenet")  # doctest: +SKIP
+        >>> export(model, "lite0_int8.tflite", quantize="int8", calibration="photos/")  # doctest: +SKIP
+        PosixPath('lite0_int8.tflite')
+    """
+    _check_model(model)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a str or os.PathLike. {received('path', path)}")
+    path = Path(path)
+    format = _resolve_format(format, path)
+    quantize = check_choice("quantize", quantize, QUANTIZATIONS)
+    if format not in _SUPPORTED[quantize]:
+        raise ValueError(
+            f"format={format!r} supports no quantization; quantize={quantize!r} exports to "
+            f"{', '.join(_SUPPORTED[quantize])}. Received: format={format!r}, quantize={quantize!r}"
+        )
+    keep_float = _check_keep_float(keep_float, quantize)
+    if (calibration is None) != (quantize != "int8"):
+        raise ValueError(
+            "`calibration` images go with quantize='int8', and only with it. "
+            f"Received: quantize={quantize!r}, calibration={'None' if calibration is None else 'given'}"
+        )
+    check_writable_folder(path, "path")
+    images = None
+    if quantize == "int8":
+        images = calibration_images(
+            calibration, model.input_shape[1:], calibration_limit, _progress("calibration images", verbose)
+        )
+    writer = {"litert": _litert, "onnx": _onnx, "openvino": _openvino, "saved_model": _saved_model}[format]
+    writer(model, path, quantize, images, keep_float, verbose)
+    return path
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. {received('model', model)}")
+    if len(model.inputs) != 1:
+        raise ValueError(f"`export` supports models with one input; this one has {len(model.inputs)}.")
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "`export` runs TensorFlow's converters and needs the TensorFlow backend: save the model "
+            "(model.save('model.keras')) and export it from a process started with KERAS_BACKEND=tensorflow. "
+            f"Received: backend {keras.backend.backend()!r}"
+        )
+
+
+def _resolve_format(format, path: Path) -> str:
+    if format is not None:
+        format = check_choice("format", format, tuple(FORMATS))
+        if FORMATS[format] and path.suffix.lower() != FORMATS[format]:
+            raise ValueError(
+                f"format={format!r} writes a {FORMATS[format]} file: name `path` so. "
+                f"Received: path={str(path)!r}"
+            )
+        return format
+    by_suffix = {suffix: name for name, suffix in FORMATS.items()}
+    if path.suffix.lower() not in by_suffix:
+        raise ValueError(
+            "`path` must end in .tflite, .onnx or .xml, or have no ending (a SavedModel folder), or pass "
+            f"`format`. Received: path={str(path)!r}"
+        )
+    return by_suffix[path.suffix.lower()]
+
+
+def _check_keep_float(keep_float, quantize) -> tuple[str, ...]:
+    if isinstance(keep_float, str):
+        keep_float = (keep_float,)
+    try:
+        groups = tuple(keep_float)
+    except TypeError:
+        raise TypeError(
+            f"`keep_float` must be a list of {sorted(FLOAT_GROUPS)}. {received('keep_float', keep_float)}"
+        ) from None
+    for group in groups:
+        check_choice("keep_float", group, tuple(FLOAT_GROUPS))
+    if groups and quantize != "int8":
+        raise ValueError(f"`keep_float` applies to quantize='int8'. Received: quantize={quantize!r}")
+    return groups
+
+
+def _float_pattern(keep_float) -> re.Pattern | None:
+    """Matches the runtime node names that come from the kept layers (``.../block2a_se_reduce_1/...``)."""
+    if not keep_float:
+        return None
+    layers = "|".join(FLOAT_GROUPS[group] for group in keep_float)
+    return re.compile(rf"(?:^|/)(?:{layers})(?:_\d+)?(?:/|$)")
+
+
+def _progress(label: str, verbose: bool):
+    if not verbose:
+        return None
+    bar = {}
+
+    def update(done, total):
+        if "bar" not in bar:
+            print(f"Reading {total} {label}")
+            bar["bar"] = keras.utils.Progbar(total)
+        bar["bar"].update(done)
+
+    return update
+
+
+def _signature(model) -> list:
+    return [keras.InputSpec(shape=model.input_shape, dtype=model.inputs[0].dtype, name=ONNX_INPUT_NAME)]
+
+
+# ---------------------------------------------------------------------------
+# LiteRT
+
+
+def _litert(model, path: Path, quantize, images, keep_float, verbose):
+    tf = require("tensorflow", "LiteRT export")
+    options = {}
+    if quantize == "float16":
+        options = {
+            "optimizations": [tf.lite.Optimize.DEFAULT],
+            "target_spec": {"supported_types": [tf.float16]},
+        }
+    elif quantize == "int8":
+        options = {
+            "optimizations": [tf.lite.Optimize.DEFAULT],
+            "representative_dataset": _representative_dataset(images, verbose),
+        }
+        if not keep_float:  # all-integer, or fail: no silent float fallback
+            options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
+    with atomic_path(path, suffix=".tflite") as temporary:
+        if keep_float:
+            Path(temporary).write_bytes(_litert_with_float_layers(model, images, keep_float, verbose))
+        else:
+            model.export(
+                temporary, format="litert", input_signature=_signature(model), verbose=False, **options
+            )
+
+
+def _representative_dataset(images, verbose):
+    def batches():
+        bar = keras.utils.Progbar(len(images)) if verbose else None
+        for index, image in enumerate(images, 1):
+            yield [image[None]]
+            if bar:
+                bar.update(index)
+
+    return batches
+
+
+def _litert_with_float_layers(model, images, keep_float, verbose) -> bytes:
+    """Integer LiteRT with the kept layers' ops in float: the converter's selective quantization."""
+    tf = require("tensorflow", "LiteRT export")
+    interpreter_lib = require("ai_edge_litert.interpreter", "LiteRT export with keep_float")
+    pattern = _float_pattern(keep_float)
+    with tempfile.TemporaryDirectory() as folder:
+        model.export(folder, format="tf_saved_model", input_signature=_signature(model), verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative_dataset(images, verbose)
+        # The ops to keep are named by their output tensors in a fully quantized conversion.
+        quantized = interpreter_lib.Interpreter(model_content=converter.convert())
+        names = [
+            detail["name"] for detail in quantized.get_tensor_details() if pattern.search(detail["name"])
+        ]
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=_representative_dataset(images[:1], False),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=names),
+        )
+        return debugger.get_nondebug_quantized_model()
+
+
+# ---------------------------------------------------------------------------
+# ONNX
+
+
+def _onnx(model, path: Path, quantize, images, keep_float, verbose):
+    with tempfile.TemporaryDirectory() as folder, atomic_path(path, suffix=".onnx") as temporary:
+        if quantize is None:
+            export_onnx(model, temporary)
+            return
+        float_file = export_onnx(model, Path(folder) / "float.onnx")
+        if quantize == "float16":
+            onnx = require("onnx", "float16 ONNX export")
+            float16 = require("onnxconverter_common.float16", "float16 ONNX export")
+            # keep_io_types: the file takes and returns float32, as the Keras model does.
+            converted = float16.convert_float_to_float16(onnx.load(float_file), keep_io_types=True)
+            onnx.save(converted, temporary)
+        else:
+            _onnx_int8(float_file, Path(folder), temporary, images, keep_float, verbose)
+
+
+def _onnx_int8(float_file: Path, folder: Path, destination: str, images, keep_float, verbose):
+    require("sympy", "ONNX quantization's graph pre-processing")
+    quantization = require("onnxruntime.quantization", "ONNX int8 export")
+    onnx = require("onnx", "ONNX int8 export")
+    prepared = folder / "prepared.onnx"
+    # Folds the BatchNorm affines left beside the convolutions; quantizing without it
+    # wraps every one in its own quantize-dequantize pair (61% agreement instead of 98%).
+    quantization.shape_inference.quant_pre_process(str(float_file), str(prepared))
+    pattern = _float_pattern(keep_float)
+    excluded = (
+        [] if pattern is None else [n.name for n in onnx.load(prepared).graph.node if pattern.search(n.name)]
+    )
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            # One image at a time: the calibrator stacks its batches, which must be the same size.
+            self.batches = iter(images[:, None])
+            self.bar = keras.utils.Progbar(len(images)) if verbose else None
+            self.done = 0
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            self.done += len(batch)
+            if self.bar:
+                self.bar.update(self.done)
+            return {ONNX_INPUT_NAME: batch}
+
+    quantization.quantize_static(
+        str(prepared),
+        destination,
+        Reader(),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=quantization.QuantType.QUInt8,
+        weight_type=quantization.QuantType.QInt8,
+        calibrate_method=quantization.CalibrationMethod.Percentile,
+        nodes_to_exclude=excluded,
+    )
+
+
+# ---------------------------------------------------------------------------
+# OpenVINO
+
+
+def _openvino(model, path: Path, quantize, images, keep_float, verbose):
+    openvino = require("openvino", "OpenVINO export")
+    with _fresh_folder_beside(path) as folder:
+        float_file = folder / "float" / path.name
+        float_file.parent.mkdir()
+        model.export(str(float_file), format="openvino", input_signature=_signature(model), verbose=False)
+        written = folder / path.name
+        if quantize is None:
+            written = float_file
+        elif quantize == "float16":
+            openvino.save_model(openvino.Core().read_model(float_file), written, compress_to_fp16=True)
+        else:
+            quantized = _nncf_int8(openvino.Core().read_model(float_file), images, keep_float, verbose)
+            openvino.save_model(quantized, written, compress_to_fp16=False)
+        # The .bin first: the .xml is what readers open, and it names no file, so a reader sees a
+        # complete old pair or (at worst, for an instant) the new weights under the old graph's name.
+        os.replace(written.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(written, path)
+
+
+def _nncf_int8(ov_model, images, keep_float, verbose):
+    nncf = require("nncf", "OpenVINO int8 export")
+    pattern = _float_pattern(keep_float)
+    ignored = None
+    if pattern is not None:
+        names = [
+            op.get_friendly_name() for op in ov_model.get_ops() if pattern.search(op.get_friendly_name())
+        ]
+        ignored = nncf.IgnoredScope(names=names, validate=False)
+    dataset = nncf.Dataset([image[None] for image in images])
+    with contextlib.nullcontext() if verbose else _quiet_nncf(nncf):
+        return nncf.quantize(
+            ov_model,
+            dataset,
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            subset_size=len(images),
+            fast_bias_correction=False,  # full bias correction: half the logit error of the fast one
+            **({} if ignored is None else {"ignored_scope": ignored}),
+        )
+
+
+@contextlib.contextmanager
+def _quiet_nncf(nncf):
+    import logging
+
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# ---------------------------------------------------------------------------
+# SavedModel
+
+
+def _saved_model(model, path: Path, quantize, images, keep_float, verbose):
+    with _fresh_folder_beside(path) as folder:
+        written = folder / "saved_model"
+        model.export(str(written), format="tf_saved_model", input_signature=_signature(model), verbose=False)
+        _replace_folder(written, path)
+
+
+@contextlib.contextmanager
+def _fresh_folder_beside(path: Path):
+    """A temporary folder in `path`'s folder (so that renames out of it are atomic), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent.absolute()))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _replace_folder(new: Path, path: Path):
+    if not path.exists():
+        os.replace(new, path)
+        return
+    if not path.is_dir():
+        raise FileExistsError(f"`path` is a file; a SavedModel is a folder. Received: path={str(path)!r}")
+    # A folder cannot be renamed over another: move the old one aside, then delete it.
+    old = new.parent / "old"
+    os.replace(path, old)
+    os.replace(new, path)

@@ -1,0 +1,303 @@
+"""Running exported models: one predictor per runtime, one `load_predictor` for every file. Keras-free.
+
+Every predictor takes what the Keras model took (a batch of images, RGB in
+[0, 255] for this package's models) and returns what it returned: an array, or
+a dict by output name for a model with several outputs (a backbone's
+``P1`` ... ``P5``). `predict` runs any number of images in batches, like
+``keras.Model.predict``. The runtimes are optional dependencies, imported when
+a file needs them:
+
+==========  ====================  =======================================
+file        runtime               install
+==========  ====================  =======================================
+.tflite     LiteRT (ai-edge-litert)  ``pip install "keras_efficientnets[litert]"``
+.onnx       ONNX Runtime           ``pip install "keras_efficientnets[onnx]"``
+.xml        OpenVINO               ``pip install "keras_efficientnets[openvino]"``
+folder      TensorFlow (SavedModel)   installed with the package
+==========  ====================  =======================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_efficientnets.validation import check_int, received
+
+__all__ = [
+    "LiteRTPredictor",
+    "OnnxPredictor",
+    "OpenVINOPredictor",
+    "Predictor",
+    "SavedModelPredictor",
+    "load_predictor",
+    "require",
+]
+
+# The pip extra that installs each optional runtime or exporter.
+EXTRAS = {
+    "ai_edge_litert": "litert",
+    "onnxruntime": "onnx",
+    "onnx": "onnx",
+    "tf2onnx": "onnx",
+    "onnxconverter_common": "onnx",
+    "sympy": "onnx",
+    "openvino": "openvino",
+    "nncf": "openvino",
+}
+
+
+def require(module: str, purpose: str):
+    """Imports an optional dependency, or raises ImportError naming the pip command that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        extra = EXTRAS.get(module.split(".")[0])
+        command = f'pip install "keras_efficientnets[{extra}]"' if extra else f"pip install {module}"
+        raise ImportError(f"{purpose} needs {module.split('.')[0]}: {command}") from error
+
+
+class Predictor:
+    """What every runtime's predictor shares: input checks, batching, outputs by name.
+
+    A subclass sets `input_name`, `output_names` and `input_shape` (without
+    the batch axis; None where the file leaves a size open) and implements
+    `_run(batch) -> list of arrays` in the order of `output_names`.
+    """
+
+    input_name: str
+    output_names: list[str]
+    input_shape: tuple
+
+    def __call__(self, images) -> np.ndarray | dict[str, np.ndarray]:
+        """The outputs for one batch of images."""
+        outputs = self._run(self._checked(images))
+        return outputs[0] if len(outputs) == 1 else dict(zip(self.output_names, outputs, strict=True))
+
+    def predict(self, images, batch_size: int = 32) -> np.ndarray | dict[str, np.ndarray]:
+        """The outputs for any number of images, run `batch_size` at a time."""
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        images = self._checked(images)
+        batches = [self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+        if isinstance(batches[0], dict):
+            return {name: np.concatenate([batch[name] for batch in batches]) for name in self.output_names}
+        return np.concatenate(batches)
+
+    def _checked(self, images) -> np.ndarray:
+        images = np.asarray(images, dtype="float32")
+        rank_ok = images.ndim == len(self.input_shape) + 1
+        if not rank_ok or any(
+            want is not None and want != got
+            for want, got in zip(self.input_shape, images.shape[1:], strict=False)
+        ):
+            expected = "(batch, " + ", ".join("any" if d is None else str(d) for d in self.input_shape) + ")"
+            raise ValueError(
+                f"`images` must be shaped {expected}, as the exported model takes. "
+                f"Received: images.shape={images.shape}"
+            )
+        if not len(images):
+            raise ValueError(f"`images` must be a non-empty batch. Received: images.shape={images.shape}")
+        return images
+
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+
+def _static_shape(dims) -> tuple:
+    """A runtime's shape without the batch axis, with None for open sizes (-1, 0, '?' or names)."""
+    return tuple(int(d) if isinstance(d, (int, np.integer)) and d > 0 else None for d in list(dims)[1:])
+
+
+class OnnxPredictor(Predictor):
+    """Runs an ``.onnx`` file with ONNX Runtime on the CPU.
+
+    Args:
+        path: An ``.onnx`` file, e.g. written by `export` or `export_onnx`.
+        threads: Intra-op threads; None lets ONNX Runtime use every core.
+
+    Example:
+        >>> predictor = OnnxPredictor("/tmp/lite0.onnx")  # doctest: +SKIP
+        >>> predictor.predict(np.zeros((64, 96, 96, 3), "float32"), batch_size=32).shape  # doctest: +SKIP
+        (64, 1000)
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
+        onnxruntime = require("onnxruntime", "OnnxPredictor")
+        self.path = _existing_file(path, "ONNX")
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = check_int("threads", threads, minimum=1)
+        self.session = onnxruntime.InferenceSession(
+            str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.input_shape = _static_shape(model_input.shape)
+        self.output_names = [output.name for output in self.session.get_outputs()]
+
+    def _run(self, batch):
+        return self.session.run(None, {self.input_name: batch})
+
+
+class LiteRTPredictor(Predictor):
+    """Runs a ``.tflite`` file with the LiteRT interpreter (``ai-edge-litert``) and XNNPACK.
+
+    Int8 files made by `export` take and return float32, like the Keras model.
+
+    Args:
+        path: A ``.tflite`` file.
+        threads: Interpreter threads; None for LiteRT's default.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
+        interpreter_lib = require("ai_edge_litert.interpreter", "Running a .tflite file")
+        self.path = _existing_file(path, "LiteRT (.tflite)")
+        if threads is not None:
+            threads = check_int("threads", threads, minimum=1)
+        self.interpreter = interpreter_lib.Interpreter(model_path=str(self.path), num_threads=threads)
+        signatures = self.interpreter.get_signature_list()
+        if not signatures:
+            raise ValueError(
+                f"{self.path} has no signature to run; export it with `export(format='litert')`."
+            )
+        # The signature runner resizes the input to each batch by itself.
+        self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        (self.input_name,) = self.runner.get_input_details()
+        details = self.runner.get_input_details()[self.input_name]
+        self.input_shape = _static_shape(details["shape_signature"])
+        self.output_names = list(self.runner.get_output_details())
+
+    def _run(self, batch):
+        outputs = self.runner(**{self.input_name: batch})
+        return [outputs[name] for name in self.output_names]
+
+
+class OpenVINOPredictor(Predictor):
+    """Runs an OpenVINO IR (``.xml`` with its ``.bin``) on the CPU.
+
+    Args:
+        path: The ``.xml`` file.
+        threads: Inference threads; None for OpenVINO's default.
+        precision: The CPU plugin's inference precision: "f32" (default), so
+            that the outputs are the float model's on every CPU; None for
+            OpenVINO's own choice, bf16 on CPUs with AVX-512 BF16 or AMX
+            (faster, about 5% of the logits' scale off).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, precision: str | None = "f32"):
+        openvino = require("openvino", "Running an OpenVINO .xml file")
+        self.path = _existing_file(path, "OpenVINO (.xml)")
+        if not self.path.with_suffix(".bin").is_file():
+            raise FileNotFoundError(
+                f"{self.path} needs its weights beside it: {self.path.with_suffix('.bin')}"
+            )
+        config = {} if precision is None else {"INFERENCE_PRECISION_HINT": precision}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = check_int("threads", threads, minimum=1)
+        core = openvino.Core()
+        model = core.read_model(str(self.path))
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.input_name = model.inputs[0].get_any_name()
+        self.input_shape = tuple(
+            None if dim.is_dynamic else dim.get_length()
+            for dim in list(model.inputs[0].get_partial_shape())[1:]
+        )
+        self.output_names = [output.get_any_name() for output in model.outputs]
+        self.request = self.compiled.create_infer_request()
+
+    def _run(self, batch):
+        results = self.request.infer({self.input_name: batch})
+        return [np.asarray(results[output]) for output in self.compiled.outputs]
+
+
+class SavedModelPredictor(Predictor):
+    """Runs a SavedModel folder's ``serving_default`` signature with TensorFlow.
+
+    Args:
+        path: The SavedModel folder, e.g. written by `export(format="saved_model")`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        tf = require("tensorflow", "Running a SavedModel")
+        self.path = Path(path)
+        if not (self.path / "saved_model.pb").is_file():
+            raise FileNotFoundError(
+                f"No SavedModel (saved_model.pb) in `path`. {received('path', str(path))}"
+            )
+        self.loaded = tf.saved_model.load(str(self.path))
+        if "serving_default" not in self.loaded.signatures:
+            raise ValueError(f"{self.path} has no serving_default signature; export it with this package.")
+        self.signature = self.loaded.signatures["serving_default"]
+        _, inputs = self.signature.structured_input_signature
+        (self.input_name,) = inputs
+        self.input_shape = tuple(inputs[self.input_name].shape)[1:]
+        self.output_names = sorted(self.signature.structured_outputs)
+
+    def _run(self, batch):
+        outputs = self.signature(**{self.input_name: batch})
+        return [outputs[name].numpy() for name in self.output_names]
+
+
+# What each kind of file starts with, to tell a renamed file from a real one.
+_TFLITE_IDENTIFIER = b"TFL3"
+
+
+def load_predictor(path: str | os.PathLike, *, threads: int | None = None) -> Predictor:
+    """The predictor for an exported model, picked from the file: LiteRT, ONNX Runtime, OpenVINO or TF.
+
+    Args:
+        path: A ``.tflite``, ``.onnx`` or OpenVINO ``.xml`` file, or a SavedModel folder.
+        threads: Threads for the runtime; None for its default.
+
+    Raises:
+        ValueError: A file that is none of these kinds (named, with the valid ones).
+        ImportError: The runtime is missing; the message names the pip command.
+
+    Example:
+        >>> predictor = load_predictor("lite0_int8.tflite")  # doctest: +SKIP
+        >>> predictor.predict(images).argmax(axis=-1)  # doctest: +SKIP
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a str or os.PathLike. {received('path', path)}")
+    path = Path(path)
+    if path.is_dir():
+        return SavedModelPredictor(path)
+    kind = _file_kind(path)
+    if kind == "litert":
+        return LiteRTPredictor(path, threads=threads)
+    if kind == "onnx":
+        return OnnxPredictor(path, threads=threads)
+    return OpenVINOPredictor(path, threads=threads)
+
+
+def _file_kind(path: Path) -> str:
+    kinds = {".tflite": "litert", ".onnx": "onnx", ".xml": "openvino"}
+    valid = "a .tflite, .onnx or OpenVINO .xml file, or a SavedModel folder"
+    if path.suffix.lower() not in kinds:
+        raise ValueError(f"`path` must be {valid}. Received: path={str(path)!r}")
+    _existing_file(path, valid)
+    with open(path, "rb") as f:
+        head = f.read(512)
+    kind = kinds[path.suffix.lower()]
+    looks_right = {
+        "litert": head[4:8] == _TFLITE_IDENTIFIER,
+        "onnx": bool(head) and not head.lstrip().startswith((b"<", b"{")) and head[4:8] != _TFLITE_IDENTIFIER,
+        "openvino": head.lstrip().startswith(b"<?xml") and b"<net" in head,
+    }[kind]
+    if not looks_right:
+        raise ValueError(
+            f"{path} does not hold what its {path.suffix} name says (a {kind} model). Pass {valid}."
+        )
+    return kind
+
+
+def _existing_file(path, kind: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+        raise FileNotFoundError(f"No {kind} file at `path`. {received('path', path)}")
+    return Path(path)

