@@ -74,17 +74,18 @@ def train_table(records):
     rows = [r for r in records if r["kind"] == "train"]
     by_key = {(r["model"], r["batch"]): r for r in rows}
     lines = [
-        "| model | batch | steps/s | images/s | peak RSS (MiB) | RSS above TF baseline (MiB) | "
-        "speed vs reference | peak RSS vs reference |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | batch | steps/s (median round) | rounds | images/s | peak RSS (MiB) | "
+        "RSS above TF baseline (MiB) | speed vs reference | peak RSS vs reference |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         reference = by_key.get((PEER, r["batch"])) or by_key.get(("ours", r["batch"]))
         reference_name = PEER if (PEER, r["batch"]) in by_key else "ours"
         speed = f"{r['steps_per_second'] / reference['steps_per_second']:.2f}x {reference_name}"
         memory = f"{r['peak_rss_mib'] / reference['peak_rss_mib']:.2f}x {reference_name}"
+        rounds = ", ".join(f"{rate:.3f}" for rate in r.get("rounds", [r["steps_per_second"]]))
         lines.append(
-            f"| {r['model']} | {r['batch']} | {r['steps_per_second']:.3f} | "
+            f"| {r['model']} | {r['batch']} | {r['steps_per_second']:.3f} | {rounds} | "
             f"{r['steps_per_second'] * r['batch']:.1f} | {r['peak_rss_mib']:.0f} | "
             f"{r['peak_rss_mib'] - r['baseline_rss_mib']:.0f} | {speed} | {memory} |"
         )
@@ -157,6 +158,27 @@ def deploy_table(records):
     return lines
 
 
+def distributed_table(records):
+    rows = sorted((r for r in records if r["kind"] == "distributed"), key=lambda r: r["replicas"])
+    if not rows:
+        return ["(not measured)"]
+    one = rows[0]["steps_per_second"]
+    lines = [
+        "| replicas | global batch | steps/s | vs 1 replica |",
+        "|---|---|---|---|",
+        *(
+            f"| {r['replicas']} | {r['batch']} | {r['steps_per_second']:.3f} | "
+            f"{r['steps_per_second'] / one:.2f}x |"
+            for r in rows
+        ),
+        "",
+        "Both replicas are logical devices of the same CPU: the table shows what replication costs "
+        "(two half-size steps and the gradient all-reduce on the same cores), not a speed-up, which needs "
+        "devices that add compute. tests/test_distributed.py shows the replicas train the same weights.",
+    ]
+    return lines
+
+
 def build_table(records):
     rows = [r for r in records if r["kind"] == "build"]
     peers = {r["variant"]: r["seconds"] for r in rows if r["model"] == PEER}
@@ -191,6 +213,7 @@ def main():
         records = run_script("bench_inference", "--repeats", str(args.repeats))
         records += run_script("bench_train")
         records += run_script("bench_build")
+        records += run_script("bench_distributed")
         records += run_script("bench_deploy", "--repeats", str(args.repeats))
         minutes = (time.perf_counter() - start) / 60
     Path(args.output).write_text(render(records, minutes))
@@ -232,6 +255,10 @@ def render(records, minutes) -> str:
         "## Training step (B0, 224 px, SGD, `train_on_batch`; each row its own process)",
         "",
         *train_table(records),
+        "",
+        "## MirroredStrategy on this CPU (B0, 224 px, global batch 16; each row its own process)",
+        "",
+        *distributed_table(records),
         "",
         "## Build time (weights=None)",
         "",

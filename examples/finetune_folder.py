@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_efficientnets import EfficientNetLite0
+from keras_efficientnets import EfficientNetLite0, freeze_batch_norm
 
 
 def make_synthetic_folder(root: str, per_class: int = 8, size: int = 48) -> str:
@@ -60,7 +60,6 @@ def main():
     weights = None if args.weights == "none" else args.weights
     base = EfficientNetLite0(weights=weights, include_top=False, pooling="avg", input_shape=(size, size, 3))
     inputs = keras.Input((size, size, 3))
-    # training=False keeps BatchNorm on its ImageNet statistics, also once unfrozen.
     x = base(inputs, training=False)
     x = keras.layers.Dropout(0.2)(x)
     outputs = keras.layers.Dense(len(classes), activation="softmax")(x)
@@ -71,8 +70,10 @@ def main():
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(train_data, validation_data=val_data, epochs=args.epochs, verbose=2)
 
-    # Step 2: everything learns, slowly, so the pretrained features are not destroyed.
+    # Step 2: everything learns, slowly, so the pretrained features are not destroyed; BatchNorm
+    # keeps its ImageNet statistics (Keras 3's fit overrides the training=False above).
     base.trainable = True
+    freeze_batch_norm(base)
     model.compile(keras.optimizers.Adam(1e-5), "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(train_data, validation_data=val_data, epochs=args.epochs, verbose=2)
 

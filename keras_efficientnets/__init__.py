@@ -22,6 +22,7 @@ _LAZY = {
     "features": ["feature_extractor"],
     "inference": ["export_onnx", "fold_batch_norm"],
     "deploy": ["export"],
+    "training": ["freeze_batch_norm", "train"],
     "predictors": [
         "load_predictor",
         "LiteRTPredictor",

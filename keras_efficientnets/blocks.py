@@ -43,7 +43,16 @@ class GraphBuilder:
             V2 files call it ``dwconv2``, its V1 files ``dwconv``).
     """
 
-    def __init__(self, data_format, activation, momentum, epsilon, dtype=None, depthwise_name="dwconv"):
+    def __init__(
+        self,
+        data_format,
+        activation,
+        momentum,
+        epsilon,
+        dtype=None,
+        depthwise_name="dwconv",
+        synchronized=False,
+    ):
         self.data_format = data_format
         self.channel_axis = -1 if data_format == "channels_last" else 1
         self.activation = activation
@@ -51,6 +60,7 @@ class GraphBuilder:
         self.epsilon = epsilon
         self.dtype = dtype
         self.depthwise_name = depthwise_name
+        self.synchronized = synchronized
 
     def inputs(self, input_shape, input_tensor):
         """The model's input and the tensor the graph starts from."""
@@ -82,7 +92,12 @@ class GraphBuilder:
 
     def batch_norm(self, x, name):
         return layers.BatchNormalization(
-            axis=self.channel_axis, momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype, name=name
+            axis=self.channel_axis,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            synchronized=self.synchronized,
+            dtype=self.dtype,
+            name=name,
         )(x)
 
     def conv(self, x, filters, kernel_size, strides, name, use_bias=False, activation=None, experts=None):

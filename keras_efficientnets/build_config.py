@@ -72,6 +72,7 @@ class BuildConfig:
     stem_filters: int | None = None
     condconv_experts: int = 4
     depthwise_name: str = "dwconv"
+    sync_batch_norm: bool = False
     features_only: bool = False
     out_indices: tuple[int, ...] | None = None
     p5: str = "block"
@@ -114,6 +115,14 @@ class BuildConfig:
         normalize("include_preprocessing", check_bool("include_preprocessing", self.include_preprocessing))
         resolve_normalization(self.normalization, channels=self.channels)
         normalize("remat", check_bool("remat", self.remat))
+        normalize("sync_batch_norm", check_bool("sync_batch_norm", self.sync_batch_norm))
+        if self.sync_batch_norm and keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "sync_batch_norm=True needs the TensorFlow backend (Keras synchronizes BatchNormalization "
+                "across tf.distribute replicas only). On JAX, keras.distribution.DataParallel already "
+                "computes the statistics over the global batch. "
+                f"Received: sync_batch_norm=True on the {keras.backend.backend()!r} backend"
+            )
         if self.dtype is not None:
             keras.dtype_policies.get(self.dtype)  # raises ValueError naming the valid policies
         normalize("name", check_str("name", self.name))

@@ -60,6 +60,7 @@ def EfficientNet(
     round_limit: float = 0.9,
     stem_filters: int | None = None,
     condconv_experts: int = 4,
+    sync_batch_norm: bool = False,
     features_only: bool = False,
     out_indices=None,
     p5: str = "block",
@@ -131,6 +132,21 @@ def EfficientNet(
             expand from 24).
         condconv_experts: Experts of each convolution of the CondConv stages
             (``BlockArgs(condconv=True)``, ``_cc`` in block strings).
+        sync_batch_norm: Synchronize the BatchNorm statistics across the
+            replicas of a ``tf.distribute`` strategy (Keras's
+            ``BatchNormalization(synchronized=True)``; TensorFlow backend only):
+            each step normalizes with the global batch's mean and variance, as
+            one device would, instead of each replica's few images. Same layer
+            names and weights as without it.
+        features_only: Build a backbone: the model returns a dict of feature
+            maps, ``{"P1": ..., "P5": ...}``, level k being the last block's
+            output at reduction 2^k (`features.feature_extractor`). The top is
+            left out whatever `include_top` says; `pooling` must be None.
+        out_indices: With features_only, the levels to return as timm's
+            positions, 0 for P1 to 4 for P5; None for all.
+        p5: With features_only, the deepest level's map: "block" (the last
+            block's output) or "head" (the 1x1 head convolution after it,
+            ``top_activation``).
 
     Returns:
         A functional `keras.Model`.
@@ -172,6 +188,7 @@ def EfficientNet(
         round_limit=round_limit,
         stem_filters=stem_filters,
         condconv_experts=condconv_experts,
+        sync_batch_norm=sync_batch_norm,
         features_only=features_only,
         out_indices=out_indices,
         p5=p5,
@@ -243,6 +260,7 @@ def _graph(config: BuildConfig, normalization, input_tensor) -> keras.Model:
         epsilon=config.batch_norm_epsilon,
         dtype=config.dtype,
         depthwise_name=config.depthwise_name,
+        synchronized=config.sync_batch_norm,
     )
     plan = config.plan
     inputs, x = builder.inputs(config.input_shape, input_tensor)
@@ -285,6 +303,7 @@ _VARIANT_KEYWORDS = frozenset(
         "p5",
         "remat",
         "skip_mismatch",
+        "sync_batch_norm",
         "use_se",
     }
 )

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import keras_efficientnets as ke
-from keras_efficientnets import BlockArgs, EfficientNet, cli, images
+from keras_efficientnets import BlockArgs, EfficientNet, cli, images, training
 from keras_efficientnets.checkpoints import table_from_tf_checkpoint
 from keras_efficientnets.config import decode_block_string, get_default_block_list, get_variant
 from keras_efficientnets.convert import convert_checkpoint
@@ -720,6 +720,32 @@ LIBRARY = [
         images.ImageError,
         "too large",
     ),
+    # Training
+    (
+        "train distribute='tpu'",
+        lambda f: training.train(f.path, distribute="tpu"),
+        ValueError,
+        "distribute='tpu'",
+    ),
+    (
+        "train distribute='jax-data-parallel' on TensorFlow",
+        lambda f: training.train(f.path, distribute="jax-data-parallel"),
+        ValueError,
+        "needs the jax backend",
+    ),
+    ("train multiworker without TF_CONFIG", lambda f: _without_tf_config(f), ValueError, "TF_CONFIG"),
+    ("train epochs=0", lambda f: training.train(f.path, epochs=0), ValueError, "epochs"),
+    ("train batch_size=2.5", lambda f: training.train(f.path, batch_size=2.5), TypeError, "batch_size"),
+    ("train image_size=16", lambda f: training.train(f.path, image_size=16), ValueError, "image_size"),
+    ("train learning_rate=0", lambda f: training.train(f.path, learning_rate=0), ValueError, "learning_rate"),
+    ("train model='b99'", lambda f: training.train(f.path, model="b99"), ValueError, "b99"),
+    ("train of a missing folder", lambda f: training.train(f.path / "none"), FileNotFoundError, "none"),
+    (
+        "EfficientNet sync_batch_norm='yes'",
+        lambda f: build(sync_batch_norm="yes"),
+        TypeError,
+        "sync_batch_norm",
+    ),
     # Backbones (the tiny model has one level, P1)
     (
         "features out_indices=(1,)",
@@ -815,6 +841,17 @@ def files(tmp_path_factory):
     Image.fromarray(np.zeros((4, 4, 3), "uint8")).save(path / "ok.png")
     found.tiny_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     return found
+
+
+def _without_tf_config(files):
+    import os
+
+    saved = os.environ.pop("TF_CONFIG", None)
+    try:
+        return training.train(files.path, distribute="multiworker")
+    finally:
+        if saved is not None:
+            os.environ["TF_CONFIG"] = saved
 
 
 def _write_png_header_only(path, width, height):
@@ -979,6 +1016,8 @@ CLI = [
     ),
     ("an unknown command", ["frobnicate"], "frobnicate"),
     ("an unknown option", ["info", "--frobnicate"], "--frobnicate"),
+    ("train --distribute tpu", ["train", "{d}/corrupt_folder", "--distribute", "tpu"], "tpu"),
+    ("train --cpu-replicas 0", ["train", "{d}/corrupt_folder", "--cpu-replicas", "0"], "--cpu-replicas"),
     (
         "export int8 without --calibration",
         ["export", "{d}/m.tflite", "--quantize", "int8"],

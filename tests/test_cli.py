@@ -252,6 +252,26 @@ def test_export_then_predict_with_the_exported_file(quantize, tmp_path):
     assert coffee[1] == "espresso" and float(coffee[-1]) > 0.8  # probabilities, also from logits
 
 
+@pytest.mark.slow
+def test_train_on_two_mirrored_replicas_then_reload_without_this_package(image_folder, tmp_path):
+    out = tmp_path / "mirrored.keras"
+    result = run_cli(
+        "train", image_folder, "--model", "lite0", "--weights", "none", "--epochs", "1", "--batch-size", "4",
+        "--image-size", "32", "--distribute", "mirrored", "--cpu-replicas", "2", "--no-plot", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "global batch 4" in result.stdout and "Trained on 2 replica(s)." in result.stdout
+    script = (
+        "import sys, numpy as np, keras; "
+        f"model = keras.saving.load_model({str(out)!r}); "
+        "print(model.predict(np.zeros((1, 32, 32, 3)), verbose=0).shape); "
+        "assert not any(m.startswith('keras_efficientnets') for m in sys.modules)"
+    )
+    reloaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert reloaded.returncode == 0, reloaded.stderr[-2000:]
+    assert "(1, 2)" in reloaded.stdout
+
+
 def test_convert_a_keras_applications_h5(tmp_path):
     source = EfficientNetB0(weights=None)
     kernel = source.get_layer("block6b_project_conv").kernel

@@ -26,7 +26,12 @@ def register(subparsers) -> None:
         "--weights", default="imagenet", help="'imagenet' (default), 'none' (random) or a weights file"
     )
     parser.add_argument("--epochs", type=common.positive_int, default=5, help="default: 5")
-    parser.add_argument("--batch-size", type=common.positive_int, default=32, help="default: 32")
+    parser.add_argument(
+        "--batch-size",
+        type=common.positive_int,
+        default=32,
+        help="global batch, over all replicas (default: 32)",
+    )
     parser.add_argument(
         "--image-size",
         type=common.positive_int,
@@ -48,13 +53,34 @@ def register(subparsers) -> None:
         "--learning-rate",
         type=common.finite_float(above=0),
         default=None,
-        help="default: 1e-3 frozen, 1e-4 otherwise",
+        help="Adam's rate per 32 images, scaled linearly to --batch-size "
+        "(default: 1e-3 frozen, 1e-4 otherwise)",
     )
     parser.add_argument("--out", default="model.keras", help="where to save the model (default: model.keras)")
     parser.add_argument("--plot", metavar="FILE", help="learning-curve PNG (default: <out>.history.png)")
     parser.add_argument("--no-plot", action="store_true", help="skip the learning-curve PNG")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the initialisation")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
+    parser.add_argument(
+        "--distribute",
+        choices=("mirrored", "multiworker", "jax-data-parallel"),
+        help="train on every local device (mirrored), the hosts of TF_CONFIG (multiworker) or every JAX "
+        "device (jax-data-parallel, with KERAS_BACKEND=jax); default: one device",
+    )
+    parser.add_argument(
+        "--sync-batch-norm", action="store_true", help="synchronized BatchNorm across replicas (TensorFlow)"
+    )
+    parser.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        help="checkpoint each epoch here; a killed run started again with the same options resumes",
+    )
+    parser.add_argument(
+        "--cpu-replicas",
+        type=common.positive_int,
+        default=None,
+        help="split the CPU into N logical devices (to try --distribute mirrored without GPUs)",
+    )
 
 
 def run(args) -> int:
@@ -83,56 +109,57 @@ def run(args) -> int:
     # Every image is decoded once now: a bad file fails here, by name, not an epoch in.
     images.check_images(folder.train_paths + folder.validation_paths)
 
-    keras = common.import_keras()
-    keras.utils.set_random_seed(args.seed)
-    train_data, val_data = training.image_folder_datasets(folder, size, args.batch_size, seed=args.seed)
-    augment = keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal"),
-            keras.layers.RandomRotation(0.05),
-            keras.layers.RandomZoom(0.1),
-        ],
-        name="augmentation",
-    )
-    # Augment in the input pipeline, so that the saved model holds only the network.
-    train_data = train_data.map(lambda x, y: (augment(x, training=True), y))
-    classes = folder.class_names
-    model = _classifier(keras, model_variant, weights, size, len(classes), args.freeze_backbone)
-    learning_rate = args.learning_rate or (1e-3 if args.freeze_backbone else 1e-4)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    common.import_keras()
+    training.check_distribution(args.distribute)
+    if args.cpu_replicas:
+        _split_the_cpu(args.cpu_replicas)
+    base_rate = args.learning_rate or training.default_learning_rate(args.freeze_backbone)
     scope = "frozen backbone" if args.freeze_backbone else "all layers"
     print(
         f"Training {model_variant.constructor_name} ({scope}, weights={args.weights}) on "
-        f"{len(classes)} classes at {size}x{size}, learning rate {learning_rate:g}"
+        f"{len(folder.class_names)} classes at {size}x{size}, global batch {args.batch_size}, learning rate "
+        f"{training.scaled_learning_rate(base_rate, args.batch_size):g} ({base_rate:g} per "
+        f"{training.REFERENCE_BATCH} images, scaled linearly)"
     )
-    history = model.fit(train_data, validation_data=val_data, epochs=args.epochs, verbose=args.verbose)
-    _save(model, args.out, classes, size, model_variant.name)
+    run_ = training.train(
+        args.data_dir,
+        model=model_variant.name,
+        weights=weights,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=size,
+        validation_split=args.validation_split,
+        freeze_backbone=args.freeze_backbone,
+        learning_rate=base_rate,
+        distribute=args.distribute,
+        sync_batch_norm=args.sync_batch_norm,
+        backup_dir=args.backup_dir,
+        seed=args.seed,
+        verbose=args.verbose,
+    )
+    print(f"Trained on {run_.replicas} replica(s).")
+    if not run_.is_chief:
+        print("Not the chief worker: the chief saves the model.")
+        return 0
+    _save(run_.model, args.out, run_.class_names, size, model_variant.name)
     if curve:
-        plot_history(history.history, curve)
+        plot_history(run_.history, curve)
         print(f"Wrote {curve}")
     print(f"Classify with: {common.PROG} predict IMAGE --weights {args.out}")
     return 0
 
 
-def _classifier(keras, model_variant, weights, size, classes, freeze_backbone):
-    """The backbone with its ImageNet head replaced by one for `classes`."""
-    from keras_efficientnets import model as model_lib
+def _split_the_cpu(replicas: int):
+    """Splits the CPU into logical devices, so that --distribute mirrored has replicas without GPUs."""
+    import tensorflow as tf
 
-    base = getattr(model_lib, model_variant.constructor_name)(
-        weights=weights, include_top=False, pooling="avg", input_shape=(size, size, 3)
-    )
-    base.trainable = not freeze_backbone
-    inputs = keras.Input((size, size, 3), name="image")
-    # BatchNorm stays in inference mode, as the Keras fine-tuning guide advises: small
-    # batches of a new dataset would otherwise overwrite the pretrained statistics.
-    x = base(inputs, training=False)
-    x = keras.layers.Dropout(model_variant.dropout_rate, name="top_dropout")(x)
-    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs, name=f"{base.name}_finetuned")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    except RuntimeError:
+        raise common.CommandError(
+            "--cpu-replicas must be set before TensorFlow starts its devices."
+        ) from None
 
 
 def _save(model, path, classes, size, variant_name):
