@@ -33,10 +33,15 @@ demo: $(DEMO_INSTALLED)
 test: install
 	$(PYTEST) -q
 
-# The default suite again with TensorFlow's oneDNN kernels off, as TensorFlow leaves them on CPUs
-# other than some Intel ones (AMD's among them): no NCHW convolutions then, other kernels.
+# The tests that compute with TensorFlow's kernels (outputs against references, exports, training),
+# again with its oneDNN kernels off, as TensorFlow leaves them on CPUs other than some Intel ones
+# (AMD's among them): no NCHW convolutions then, other kernels. The rest (argument checks, the
+# command line's errors, counts) does not depend on them.
+NUMERIC_TESTS := tests/test_model.py tests/test_families.py tests/test_features.py tests/test_weights_lite.py \
+	tests/test_inference.py tests/test_remat.py tests/test_export.py tests/test_distributed.py \
+	tests/test_keras_applications_suite.py tests/test_convert.py tests/test_compat.py
 test-no-onednn: install
-	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q
+	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q $(NUMERIC_TESTS)
 
 # Two runs: the ONNX exports start their subprocesses from a small test process, not from one
 # that has already built B4-B8 and L2 (together they need close to 24 GiB).

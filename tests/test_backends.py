@@ -71,4 +71,6 @@ def test_logits_equal_tensorflow_on_the_same_weights(name, tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path, capture_output=True)
     expected = np.load(tmp_path / "tf.npy")
     assert_depends_on_the_input(expected)
-    np.testing.assert_allclose(infer(model, x), expected, atol=1e-4, rtol=0)
+    # float32 sums in another order: differences grow with the logits' scale (about 10 here).
+    tolerance = max(1e-4, 2e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(infer(model, x), expected, atol=tolerance, rtol=0)

@@ -24,7 +24,7 @@ from keras_efficientnets import BlockArgs, EfficientNet, get_default_block_list
 from keras_efficientnets.config import VARIANTS
 
 PARAMS = REFERENCE_PARAMS
-SLOW_VARIANTS = {"b8", "l2"}
+SLOW_VARIANTS = {"b5", "b6", "b7", "b8", "l2"}
 
 
 def constructor(key):

@@ -20,9 +20,17 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
     "build",
     [
         lambda: ke.EfficientNetB0(weights=None, input_shape=(96, 96, 3), classifier_activation=None),
-        lambda: ke.EfficientNetB0(weights=None, include_top=False, input_shape=(96, 96, 3)),
+        pytest.param(
+            lambda: ke.EfficientNetB0(weights=None, include_top=False, input_shape=(96, 96, 3)),
+            marks=pytest.mark.slow,
+        ),
         lambda: ke.EfficientNetLite0(weights=None, input_shape=(96, 96, 3), classifier_activation=None),
-        lambda: ke.EfficientNetLite0(weights=None, include_top=False, pooling="avg", input_shape=(96, 96, 3)),
+        pytest.param(
+            lambda: ke.EfficientNetLite0(
+                weights=None, include_top=False, pooling="avg", input_shape=(96, 96, 3)
+            ),
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["b0", "b0-notop", "lite0", "lite0-notop-avg"],
 )
@@ -67,22 +75,34 @@ def test_export_onnx_rejects_bad_arguments(tmp_path):
 
 # Each export runs in its own process: tf2onnx holds several copies of a large graph, and in
 # one long-lived test process B7 and B8 exports need more than 24 GiB together.
+# float32 round-off grows with depth, the more with random weights: the export is held to the
+# float64 model, as close as Keras's own float32 model is (within 4x, and 1e-5 of the scale).
 _EXPORT_AND_COMPARE = """
 import sys, numpy as np, keras_efficientnets as ke
 from keras_efficientnets.inference import OnnxPredictor, export_onnx
 sys.path.insert(0, {tests!r})
 from helpers import infer, random_images, randomize_weights
-model = randomize_weights(getattr(ke, {name!r})(
-    weights=None, input_shape=(64, 64, 3), classifier_activation=None))
+options = dict(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+model = randomize_weights(getattr(ke, {name!r})(**options))
+exact = getattr(ke, {name!r})(dtype="float64", **options)
+exact.set_weights(model.get_weights())
 x = random_images(1, 64, seed=2)
-expected = infer(model, x)
-print(float(np.abs(OnnxPredictor(export_onnx(model, {path!r}))(x) - expected).max()),
-      float(np.abs(expected).max()))
+truth = infer(exact, x.astype("float64"))
+onnx = OnnxPredictor(export_onnx(model, {path!r}))(x)
+print(np.abs(onnx - truth).max(), np.abs(infer(model, x) - truth).max(), np.abs(truth).max())
 """
+
+# B0, Lite0 and one model of each other family export in the default suite (here and in
+# test_families.py, test_export.py); here the deepest and widest of each family, whose blocks
+# are the same kinds: B7 and B8, Lite4, V2-S, EdgeTPU-L and CondConv B1-8e. Not L2 or V2-XL:
+# tf2onnx needs more than 24 GiB of memory for their 481M and 208M parameters.
+ONNX_VARIANTS = [
+    ke.config.VARIANTS[k].constructor_name for k in ("b7", "b8", "lite4", "v2s", "edgetpul", "condconvb18e")
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [v.constructor_name for k, v in ke.config.VARIANTS.items() if k != "l2"])
+@pytest.mark.parametrize("name", ONNX_VARIANTS)
 def test_every_variant_exports_to_onnx(name, tmp_path):
     # Small images keep this quick: the graph and the weights are those of the full model.
     script = _EXPORT_AND_COMPARE.format(
@@ -95,7 +115,6 @@ def test_every_variant_exports_to_onnx(name, tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    max_difference, output_scale = map(float, result.stdout.split()[-2:])
-    assert output_scale > 0.1
-    # float32 round-off grows with depth: B7's 55 blocks reach 1e-5 of its logits' scale.
-    assert max_difference <= max(1e-4, 2e-5 * output_scale)
+    onnx_error, keras_error, scale = map(float, result.stdout.split()[-3:])
+    assert scale > 0.1
+    assert onnx_error <= 4 * keras_error + 1e-5 * scale, (onnx_error, keras_error, scale)
