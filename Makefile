@@ -44,8 +44,9 @@ test-no-onednn: install
 	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q $(NUMERIC_TESTS)
 
 # Two runs: the ONNX exports start their subprocesses from a small test process, not from one
-# that has already built B4-B8 and L2 (together they need close to 24 GiB).
-test-slow: install
+# that has already built B4-B8 and L2 (together they need close to 24 GiB). JAX too, for the
+# DataParallel training test.
+test-slow: $(BACKENDS_INSTALLED)
 	$(PYTEST) -q -m slow --ignore=tests/test_onnx.py
 	$(PYTEST) -q -m slow tests/test_onnx.py
 

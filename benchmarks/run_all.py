@@ -237,9 +237,9 @@ def render(records, minutes) -> str:
         f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}); the oneDNN table runs both",
         f"- Versions: {versions}",
         "- Medians over the repeats; TensorFlow backend unless the backend column says otherwise.",
-        "- On a shared machine (as for this run: a CI job and other work beside it) single figures move "
-        "by 10-30% between runs; the TF rows of ours and keras.applications run the same layers, so "
-        "only a difference beyond that, repeated, says something.",
+        "- On a shared machine single figures move by 10-30% between runs; the TF rows of ours and "
+        "keras.applications run the same layers, so only a difference beyond that, repeated, says "
+        "something.",
         "",
         "## Inference (native resolution: B0 224 px, B3 300 px)",
         "",
