@@ -36,10 +36,10 @@ test: install
 # The tests that compute with TensorFlow's kernels (outputs against references, exports, training),
 # again with its oneDNN kernels off, as TensorFlow leaves them on CPUs other than some Intel ones
 # (AMD's among them): no NCHW convolutions then, other kernels. The rest (argument checks, the
-# command line's errors, counts) does not depend on them.
+# command line's errors, counts, keras.applications' shape suite, the 0.1.x API) does not depend on them.
 NUMERIC_TESTS := tests/test_model.py tests/test_families.py tests/test_features.py tests/test_weights_lite.py \
 	tests/test_inference.py tests/test_remat.py tests/test_export.py tests/test_distributed.py \
-	tests/test_keras_applications_suite.py tests/test_convert.py tests/test_compat.py
+	tests/test_convert.py
 test-no-onednn: install
 	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q $(NUMERIC_TESTS)
 

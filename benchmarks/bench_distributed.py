@@ -9,7 +9,7 @@ not a speed-up, which needs devices that add compute (GPUs, or hosts for
 MultiWorkerMirroredStrategy). On a 2-core machine expect 2 replicas to be no
 faster than 1, and slower by the overhead.
 
-    python -m benchmarks.bench_distributed [--batch 16] [--size 224] [--steps 5]
+    python -m benchmarks.bench_distributed [--batch 16] [--size 224] [--steps 5] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import argparse
 from benchmarks import common
 
 
-def one_configuration(replicas, batch, size, steps):
+def one_configuration(replicas, batch, size, steps, repeats):
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -30,11 +30,8 @@ def one_configuration(replicas, batch, size, steps):
     import keras_efficientnets as ke
 
     devices = [f"/cpu:{index}" for index in range(replicas)]
-    strategy = (
-        tf.distribute.MirroredStrategy(devices)
-        if replicas > 1
-        else tf.distribute.OneDeviceStrategy(devices[0])
-    )
+    # MirroredStrategy for 1 replica too, so that the rows differ only in the replica count.
+    strategy = tf.distribute.MirroredStrategy(devices)
     with strategy.scope():
         model = ke.EfficientNetB0(weights=None, input_shape=(size, size, 3))
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
@@ -47,7 +44,8 @@ def one_configuration(replicas, batch, size, steps):
     def epoch():
         model.fit(dataset.skip(1), verbose=0)
 
-    seconds = common.median_seconds(epoch, 1, warmup=0) / steps
+    # The median of several epochs: a single one on a shared machine can be several times too slow.
+    seconds = common.median_seconds(epoch, repeats, warmup=0) / steps
     common.emit(kind="distributed", replicas=replicas, batch=batch, size=size, steps_per_second=1 / seconds)
 
 
@@ -56,15 +54,22 @@ def main():
     parser.add_argument("--batch", type=int, default=16, help="global batch")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one_configuration(args.one, args.batch, args.size, args.steps)
+        one_configuration(args.one, args.batch, args.size, args.steps, args.repeats)
         return
     for replicas in (1, 2):
         arguments = ("--one", str(replicas), "--batch", str(args.batch), "--size", str(args.size))
         for record in common.run_benchmark(
-            "bench_distributed", *arguments, "--steps", str(args.steps), echo=False
+            "bench_distributed",
+            *arguments,
+            "--steps",
+            str(args.steps),
+            "--repeats",
+            str(args.repeats),
+            echo=False,
         ):
             common.emit(**record)
 

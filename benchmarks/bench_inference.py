@@ -3,8 +3,8 @@
 Every runtime runs the same weights (random: timing does not depend on their
 values) at the variant's native resolution, on random RGB images. Keras models
 run through ``predict_on_batch`` (the compiled path), ONNX Runtime and OpenVINO
-through their own sessions on our ONNX export (OpenVINO reads the ONNX file;
-``model.export(format="openvino")`` gives the same graph, more slowly), OpenVINO twice: forced to
+through their own sessions on our ONNX export (OpenVINO reads the ONNX file, as
+``deploy.export(format="openvino")`` converts it), OpenVINO twice: forced to
 fp32 like the others, and at its default precision, bf16 on CPUs with bf16 units. Printed:
 median images/s over the repeats, and the ratio to keras.applications at the
 same batch size. JAX and PyTorch backends run ours at B0, batch 32, each in its

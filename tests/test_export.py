@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 
 import keras
 import numpy as np
@@ -177,9 +178,9 @@ def test_a_missing_runtime_names_the_pip_command(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("format", ["litert", "onnx", "openvino"])
-def test_keep_float_leaves_the_squeeze_excite_gates_in_float(format, tmp_path):
+def test_keep_float_leaves_the_kept_layers_in_float(format, tmp_path):
     # B0's swish + squeeze-excite are where int8 loses most; random weights say nothing about
-    # accuracy, so this checks the mechanism: the kept layers hold no integer tensors.
+    # accuracy, so this checks the mechanism: the kept layers compute with float weights.
     pytest.importorskip(RUNTIMES[format])
     model = randomize_weights(
         ke.EfficientNetB0(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
@@ -190,38 +191,53 @@ def test_keep_float_leaves_the_squeeze_excite_gates_in_float(format, tmp_path):
         tmp_path / f"b0{SUFFIX[format]}",
         quantize="int8",
         calibration=calibration,
-        keep_float=["se"],
+        keep_float=["se", "stem", "head"],
         verbose=False,
     )
-    integer_in_se, integer_elsewhere = _integer_tensors(path, format)
-    assert integer_elsewhere > 50 and integer_in_se == 0
+    kept = re.compile(r"block\d+[a-z]+_se_|stem_conv|top_conv|predictions")
+    int8 = _int8_weight_names(path, format)
+    # B0: 81 convolutions and the classifier; 35 of them kept (32 in the gates, stem, head, classifier).
+    assert len(int8) == 47 and not [name for name in int8 if kept.search(name)]
     outputs = load_predictor(path)(calibration[:2])
     assert np.isfinite(outputs).all() and outputs.shape == (2, 1000)
 
 
-def _integer_tensors(path, format):
-    """Counts of integer-typed tensors inside squeeze-excite layers and elsewhere."""
-    import re
-
-    se = re.compile(r"block\d+[a-z]+_se_")
-    names = []
+def _int8_weight_names(path, format) -> list[str]:
+    """The names of the weights of the convolutions and matmuls that compute in int8."""
+    weighted = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "Conv", "MatMul", "Gemm"}
+    weighted |= {"Convolution", "GroupConvolution"}
     if format == "litert":
         from ai_edge_litert.interpreter import Interpreter
 
-        details = Interpreter(model_path=str(path)).get_tensor_details()
-        names = [d["name"] for d in details if d["dtype"] in (np.int8, np.uint8)]
-    elif format == "onnx":
+        interpreter = Interpreter(model_path=str(path))
+        tensors = interpreter.get_tensor_details()
+        weights = [
+            tensors[op["inputs"][1]] for op in interpreter._get_ops_details() if op["op_name"] in weighted
+        ]
+        return [w["name"] for w in weights if w["dtype"] == np.int8]
+    if format == "onnx":
         import onnx
 
         graph = onnx.load(path).graph
-        names = [node.name for node in graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")]
-    else:
-        import openvino
+        producers = {output: node for node in graph.node for output in node.output}
+        dequantized = [producers.get(node.input[1]) for node in graph.node if node.op_type in weighted]
+        return [
+            node.input[0] for node in dequantized if node is not None and node.op_type == "DequantizeLinear"
+        ]
+    import openvino
 
-        ops = openvino.Core().read_model(path).get_ops()
-        names = [op.get_friendly_name() for op in ops if op.get_type_name() == "FakeQuantize"]
-    in_se = sum(bool(se.search(name)) for name in names)
-    return in_se, len(names) - in_se
+    names = []
+    for op in openvino.Core().read_model(path).get_ops():
+        if op.get_type_name() in weighted:
+            source = op.input_value(1).get_node()
+            while source.get_type_name() in ("Reshape", "Convert", "Transpose", "Multiply", "Subtract"):
+                source = source.input_value(0).get_node()
+            if (
+                source.get_type_name() == "Constant"
+                and source.get_output_element_type(0).get_type_name() == "i8"
+            ):
+                names.append(source.get_friendly_name())
+    return names
 
 
 # ---------------------------------------------------------------------------

@@ -70,6 +70,20 @@ def test_b0_levels_are_the_blocks_everyone_uses():
     assert feature_info("b0", p5="head")[-1].channels == 1280
 
 
+def test_keras_applications_models_give_the_same_levels():
+    # Our layer names are keras.applications', so its EfficientNets are backbones too.
+    model = keras.applications.EfficientNetB0(weights=None)
+    backbone = feature_extractor(model)
+    expected = {
+        level.name: (None, 224 // level.reduction, 224 // level.reduction, level.channels)
+        for level in feature_info("b0")
+    }
+    assert {level: tuple(tensor.shape) for level, tensor in backbone.output.items()} == expected
+    assert [tensor.name for tensor in backbone.outputs] == [
+        model.get_layer(name).output.name for name in expected_layers("b0", "block").values()
+    ]
+
+
 @pytest.mark.parametrize("name", VARIANT_PARAMS)
 def test_feature_info_is_what_the_built_extractor_returns(name):
     # Odd, non-square sizes: each level is ceil(size / reduction), which floors would miss.
@@ -87,9 +101,15 @@ def test_feature_info_is_what_the_built_extractor_returns(name):
             for level in feature_info(name, p5=p5)
         }
         assert {level: tuple(tensor.shape) for level, tensor in backbone.output.items()} == expected
+        # The levels are the outputs of the classifier's layers that the plan names.
+        assert [tensor.name for tensor in backbone.outputs] == [
+            model.get_layer(layer).output.name for layer in expected_layers(name, p5).values()
+        ]
 
 
-@pytest.mark.parametrize("name", VARIANT_PARAMS)
+# Numerically, for the smallest model of each family; `features_only` builds the classifier's
+# graph and takes the levels from it, which the test above checks for every variant.
+@pytest.mark.parametrize("name", SMALLEST)
 def test_levels_equal_the_classifier_layers_on_the_same_weights(name):
     # p5="head" is held to `top_activation` in test_backbone_on_every_backend.
     size = 64
