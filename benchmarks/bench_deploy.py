@@ -28,14 +28,12 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.photo_crops import CALIBRATION_SEED, HELD_OUT_SEED, photo_crops
+from keras_efficientnets.deploy import FORMATS, FORMATS_OF_QUANTIZATION, QUANTIZATIONS
 
-FORMATS = {"litert": ".tflite", "onnx": ".onnx", "openvino": ".xml", "saved_model": ""}
+# Every precision each format exports: None (float32), "float16", "int8".
 PRECISIONS = {
-    "litert": (None, "float16", "int8"),
-    "onnx": (None, "float16", "int8"),
-    "openvino": (None, "float16", "int8"),
+    format: tuple(q for q in QUANTIZATIONS if format in FORMATS_OF_QUANTIZATION[q]) for format in FORMATS
 }
-PRECISIONS["saved_model"] = (None,)
 
 
 def softmax(logits):

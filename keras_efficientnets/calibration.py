@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from keras_efficientnets import images as images_lib
-from keras_efficientnets.validation import check_int, received
+from keras_efficientnets.validation import batch_shape_text, check_int, fits_batch_shape, received
 
 __all__ = ["DEFAULT_CALIBRATION_IMAGES", "calibration_images"]
 
@@ -70,13 +70,9 @@ def _as_batch(array: np.ndarray, input_shape: tuple) -> np.ndarray:
     """`array` as a batch of images the model takes, float32; one image gets a batch axis."""
     if array.ndim == len(input_shape):
         array = array[None]
-    expected = "(N, " + ", ".join("any" if d is None else str(d) for d in input_shape) + ")"
-    fits = array.ndim == len(input_shape) + 1 and all(
-        want is None or want == got for want, got in zip(input_shape, array.shape[1:], strict=True)
-    )
-    if not fits:
+    if not fits_batch_shape(array.shape, input_shape):
         raise ValueError(
-            f"`calibration` images must be shaped like the model's input, {expected}. "
+            f"`calibration` images must be shaped like the model's input, {batch_shape_text(input_shape)}. "
             f"Received: calibration.shape={array.shape}"
         )
     if not len(array):

@@ -31,13 +31,13 @@ from keras_efficientnets.inference import ONNX_INPUT_NAME, export_onnx
 from keras_efficientnets.predictors import require
 from keras_efficientnets.validation import check_choice, received
 
-__all__ = ["FLOAT_GROUPS", "FORMATS", "QUANTIZATIONS", "export"]
+__all__ = ["FLOAT_GROUPS", "FORMATS", "FORMATS_OF_QUANTIZATION", "QUANTIZATIONS", "export"]
 
 # Each format's file name ending ("" for a folder).
 FORMATS = {"litert": ".tflite", "onnx": ".onnx", "openvino": ".xml", "saved_model": ""}
 QUANTIZATIONS = (None, "float16", "int8")
 # The formats that support each quantization.
-_SUPPORTED = {
+FORMATS_OF_QUANTIZATION = {
     None: tuple(FORMATS),
     "float16": ("litert", "onnx", "openvino"),
     "int8": ("litert", "onnx", "openvino"),
@@ -101,10 +101,11 @@ def export(
     path = Path(path)
     format = _resolve_format(format, path)
     quantize = check_choice("quantize", quantize, QUANTIZATIONS)
-    if format not in _SUPPORTED[quantize]:
+    if format not in FORMATS_OF_QUANTIZATION[quantize]:
         raise ValueError(
             f"format={format!r} supports no quantization; quantize={quantize!r} exports to "
-            f"{', '.join(_SUPPORTED[quantize])}. Received: format={format!r}, quantize={quantize!r}"
+            f"{', '.join(FORMATS_OF_QUANTIZATION[quantize])}. "
+            f"Received: format={format!r}, quantize={quantize!r}"
         )
     keep_float = _check_keep_float(keep_float, quantize)
     if (calibration is None) != (quantize != "int8"):
@@ -181,13 +182,14 @@ def _float_pattern(keep_float) -> re.Pattern | None:
 def _progress(label: str, verbose: bool):
     if not verbose:
         return None
-    bar = {}
+    bar = None
 
     def update(done, total):
-        if "bar" not in bar:
+        nonlocal bar
+        if bar is None:
             print(f"Reading {total} {label}")
-            bar["bar"] = keras.utils.Progbar(total)
-        bar["bar"].update(done)
+            bar = keras.utils.Progbar(total)
+        bar.update(done)
 
     return update
 

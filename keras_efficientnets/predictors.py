@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_efficientnets.validation import check_int, received
+from keras_efficientnets.validation import batch_shape_text, check_int, fits_batch_shape, received
 
 __all__ = [
     "LiteRTPredictor",
@@ -74,28 +74,27 @@ class Predictor:
 
     def __call__(self, images) -> np.ndarray | dict[str, np.ndarray]:
         """The outputs for one batch of images."""
-        outputs = self._run(self._checked(images))
-        return outputs[0] if len(outputs) == 1 else dict(zip(self.output_names, outputs, strict=True))
+        return self._named(self._run(self._checked(images)))
 
     def predict(self, images, batch_size: int = 32) -> np.ndarray | dict[str, np.ndarray]:
         """The outputs for any number of images, run `batch_size` at a time."""
         batch_size = check_int("batch_size", batch_size, minimum=1)
         images = self._checked(images)
-        batches = [self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
-        if isinstance(batches[0], dict):
-            return {name: np.concatenate([batch[name] for batch in batches]) for name in self.output_names}
-        return np.concatenate(batches)
+        batches = [
+            self._run(images[start : start + batch_size]) for start in range(0, len(images), batch_size)
+        ]
+        return self._named([np.concatenate(outputs) for outputs in zip(*batches, strict=True)])
+
+    def _named(self, outputs: list[np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+        """One output as an array, several as a dict by name, as Keras returns them."""
+        return outputs[0] if len(outputs) == 1 else dict(zip(self.output_names, outputs, strict=True))
 
     def _checked(self, images) -> np.ndarray:
         images = np.asarray(images, dtype="float32")
-        rank_ok = images.ndim == len(self.input_shape) + 1
-        if not rank_ok or any(
-            want is not None and want != got
-            for want, got in zip(self.input_shape, images.shape[1:], strict=False)
-        ):
-            expected = "(batch, " + ", ".join("any" if d is None else str(d) for d in self.input_shape) + ")"
+        if not fits_batch_shape(images.shape, self.input_shape):
             raise ValueError(
-                f"`images` must be shaped {expected}, as the exported model takes. "
+                f"`images` must be shaped {batch_shape_text(self.input_shape, 'batch')}, as the exported "
+                "model takes. "
                 f"Received: images.shape={images.shape}"
             )
         if not len(images):

@@ -174,14 +174,16 @@ def train(
     """Fine-tunes a named EfficientNet on a folder of class subfolders, on one device or many.
 
     Args:
-        data_dir: A folder with one subfolder of images per class.
+        data_dir: A folder with one subfolder of images per class, or an
+            `ImageFolder` already split (`split_image_folder`).
         model: Variant name, e.g. "b0" or "lite0".
         weights: "imagenet", None (random) or a weights file for `model`.
         epochs: Passes over the training images.
         batch_size: The global batch: images per step over all replicas
             together (each of R replicas gets batch_size / R).
         image_size: Input side in pixels; None for the variant's.
-        validation_split: Share of the images held out for validation.
+        validation_split: Share of the images held out for validation (when
+            `data_dir` is a folder).
         freeze_backbone: Train only the new classifier.
         learning_rate: Adam's learning rate for a batch of `REFERENCE_BATCH`
             images (default 1e-3 with a frozen backbone, 1e-4 otherwise),
@@ -221,7 +223,11 @@ def train(
     learning_rate = scaled_learning_rate(
         check_real("learning_rate", learning_rate, minimum=0, min_open=True), batch_size
     )
-    folder = split_image_folder(data_dir, validation_split, seed=seed)
+    folder = (
+        data_dir
+        if isinstance(data_dir, ImageFolder)
+        else split_image_folder(data_dir, validation_split, seed=seed)
+    )
     keras.utils.set_random_seed(seed)
     with _distribution(distribute) as (replicas, worker, is_chief):
         if batch_size % replicas:
@@ -230,7 +236,7 @@ def train(
                 f"{received('batch_size', batch_size)}"
             )
         train_data, validation_data = image_folder_datasets(folder, size, batch_size, seed=seed)
-        train_data = train_data.map(_augmentation(keras))
+        train_data = train_data.map(_augmentation())
         classifier = fine_tuning_classifier(
             variant.name, weights, size, len(folder.class_names), freeze_backbone, sync_batch_norm
         )
@@ -315,8 +321,10 @@ def fine_tuning_classifier(variant, weights, size, classes, freeze_backbone=Fals
     return keras.Model(inputs, outputs, name=f"{base.name}_finetuned")
 
 
-def _augmentation(keras):
+def _augmentation():
     """Flips, small rotations and zooms, applied in the input pipeline (the saved model holds none)."""
+    import keras
+
     augment = keras.Sequential(
         [
             keras.layers.RandomFlip("horizontal"),

@@ -18,11 +18,13 @@ from numbers import Integral, Real
 import numpy as np
 
 __all__ = [
+    "batch_shape_text",
     "check_bool",
     "check_choice",
     "check_int",
     "check_real",
     "check_str",
+    "fits_batch_shape",
     "is_int",
     "is_real",
     "received",
@@ -160,3 +162,15 @@ def check_choice(name: str, value, choices, *, hint: str = ""):
     if not any(type(value) is type(c) for c in choices):
         raise TypeError(f"`{name}` must be one of {valid}.{hint} {received(name, value)}")
     raise ValueError(f"`{name}` must be one of {valid}.{hint} {received(name, value)}")
+
+
+def fits_batch_shape(shape, input_shape) -> bool:
+    """Whether `shape` is a batch of inputs shaped `input_shape` (None there: any size)."""
+    return len(shape) == len(input_shape) + 1 and all(
+        want is None or want == got for want, got in zip(input_shape, shape[1:], strict=True)
+    )
+
+
+def batch_shape_text(input_shape, batch: str = "N") -> str:
+    """`input_shape` with a batch axis, for messages: ``(N, 224, 224, 3)``, "any" for an open size."""
+    return f"({batch}, " + ", ".join("any" if size is None else str(size) for size in input_shape) + ")"

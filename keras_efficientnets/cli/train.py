@@ -122,13 +122,12 @@ def run(args) -> int:
         f"{training.REFERENCE_BATCH} images, scaled linearly)"
     )
     run_ = training.train(
-        args.data_dir,
+        folder,
         model=model_variant.name,
         weights=weights,
         epochs=args.epochs,
         batch_size=args.batch_size,
         image_size=size,
-        validation_split=args.validation_split,
         freeze_backbone=args.freeze_backbone,
         learning_rate=base_rate,
         distribute=args.distribute,
