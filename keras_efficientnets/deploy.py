@@ -247,23 +247,32 @@ def _litert_with_float_layers(model, images, keep_float, verbose) -> bytes:
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _representative_dataset(images, verbose)
-        # The debugger's denylist names ops by their output tensors in the float conversion. Found
-        # by those names or by their weights' (the classifier's output is "StatefulPartitionedCall").
         float_model = interpreter_lib.Interpreter(
             model_content=tf.lite.TFLiteConverter.from_saved_model(folder).convert()
         )
-        tensors = [detail["name"] for detail in float_model.get_tensor_details()]
-        names = set()
-        for op in float_model._get_ops_details():
-            labels = [tensors[index] for index in (*op["outputs"], *op["inputs"][1:2]) if index >= 0]
-            if any(pattern.search(label) for label in labels):
-                names.update(tensors[index] for index in op["outputs"])
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter,
             debug_dataset=_representative_dataset(images[:1], False),
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=sorted(names)),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=_litert_kept_outputs(float_model, pattern)
+            ),
         )
         return debugger.get_nondebug_quantized_model()
+
+
+def _litert_kept_outputs(float_model, pattern: re.Pattern) -> list[str]:
+    """The output tensors of the float model's ops that `pattern` keeps: the debugger's denylist.
+
+    An op is kept when its outputs' or its weights' name matches (the classifier's output is named
+    "StatefulPartitionedCall"; its weights keep the layer's name).
+    """
+    tensors = [detail["name"] for detail in float_model.get_tensor_details()]
+    kept = set()
+    for op in float_model._get_ops_details():
+        labels = [tensors[index] for index in (*op["outputs"], *op["inputs"][1:2]) if index >= 0]
+        if any(pattern.search(label) for label in labels):
+            kept.update(tensors[index] for index in op["outputs"])
+    return sorted(kept)
 
 
 # ---------------------------------------------------------------------------

@@ -93,9 +93,8 @@ class Predictor:
         images = np.asarray(images, dtype="float32")
         if not fits_batch_shape(images.shape, self.input_shape):
             raise ValueError(
-                f"`images` must be shaped {batch_shape_text(self.input_shape, 'batch')}, as the exported "
-                "model takes. "
-                f"Received: images.shape={images.shape}"
+                f"`images` must be shaped {batch_shape_text(self.input_shape, 'batch')}, "
+                f"as the exported model takes. Received: images.shape={images.shape}"
             )
         if not len(images):
             raise ValueError(f"`images` must be a non-empty batch. Received: images.shape={images.shape}")

@@ -75,7 +75,7 @@ def _calibrate_batch_norm(model, seed):
     layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     if not layers:
         return
-    images = calibration_images(model, seed=seed)
+    images = batch_norm_calibration_images(model, seed=seed)
     # Dropout and drop connect off: the statistics are those of the inference-mode network.
     dropouts = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.Dropout)]
     saved = [(layer, layer.momentum) for layer in layers] + [(layer, layer.rate) for layer in dropouts]
@@ -93,7 +93,7 @@ def _calibrate_batch_norm(model, seed):
                 layer.momentum = value
 
 
-def calibration_images(model, count=4, seed=0):
+def batch_norm_calibration_images(model, count=4, seed=0):
     """The first `count` of the images that `randomize_weights(model, seed)` calibrates BatchNorm on.
 
     Compare two implementations of a random network on these: there every

@@ -12,7 +12,13 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from helpers import assert_depends_on_the_input, calibration_images, infer, random_images, randomize_weights
+from helpers import (
+    assert_depends_on_the_input,
+    batch_norm_calibration_images,
+    infer,
+    random_images,
+    randomize_weights,
+)
 
 import keras_efficientnets as ke
 
@@ -58,8 +64,8 @@ def test_logits_equal_tensorflow_on_the_same_weights(name, tmp_path):
     keras.utils.set_random_seed(0)  # the same draw on every run: a failure reproduces
     model = randomize_weights(getattr(ke, name)(**options))
     model.save_weights(tmp_path / "model.weights.h5")
-    # Images where the random network is well conditioned (see calibration_images).
-    x = calibration_images(model, count=2)
+    # Images where the random network is well conditioned (see batch_norm_calibration_images).
+    x = batch_norm_calibration_images(model, count=2)
     np.save(tmp_path / "x.npy", x)
     script = textwrap.dedent(f"""
         import numpy as np, keras, keras_efficientnets as ke
