@@ -30,6 +30,8 @@ demo: $(DEMO_INSTALLED)
 	$(VENV)/bin/keras-efficientnets predict
 	$(VENV)/bin/keras-efficientnets info
 
+# TensorFlow's oneDNN kernels as TensorFlow chooses for this CPU (on for some, off for others),
+# unless TF_ENABLE_ONEDNN_OPTS says; the tests pass either way (.ci/run names its setting per run).
 test: install
 	$(PYTEST) -q
 

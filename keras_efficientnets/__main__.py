@@ -1,5 +1,5 @@
 """`python -m keras_efficientnets`: the command line (see keras_efficientnets.cli)."""
 
-from keras_efficientnets.cli import main
+from keras_efficientnets.cli import run_program
 
-raise SystemExit(main())
+raise SystemExit(run_program())

@@ -1,6 +1,7 @@
 """pytest set-up shared by every test module (helpers live in helpers.py, numbers in reference.py)."""
 
 import os
+import sys
 
 # Before TensorFlow loads, here and in every subprocess the tests start: its C++
 # start-up lines are noise in test output.
@@ -10,8 +11,86 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
+def process_settings() -> dict:
+    """What a test could change in this process that later tests and the subprocesses they start
+    would inherit: the environment, Keras' global configuration and TensorFlow's global options."""
+    settings = {
+        # pytest's own variable, which names the phase it is in, is the one expected change.
+        "os.environ": {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"},
+        "keras.config.dtype_policy": keras.config.dtype_policy().name,
+        "keras.config.floatx": keras.config.floatx(),
+        "keras.config.epsilon": keras.config.epsilon(),
+        "keras.config.image_data_format": keras.config.image_data_format(),
+    }
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:  # never imported only to be looked at (the JAX and torch runs may not load it)
+        settings.update({name: getter() for name, (getter, _) in _tensorflow_options(tf).items()})
+    return settings
+
+
+def restore_process_settings(settings: dict) -> None:
+    for key in os.environ.keys() - settings["os.environ"].keys() - {"PYTEST_CURRENT_TEST"}:
+        del os.environ[key]
+    os.environ.update(settings["os.environ"])
+    keras.config.set_dtype_policy(settings["keras.config.dtype_policy"])
+    keras.config.set_floatx(settings["keras.config.floatx"])
+    keras.config.set_epsilon(settings["keras.config.epsilon"])
+    keras.config.set_image_data_format(settings["keras.config.image_data_format"])
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        for name, (_, setter) in _tensorflow_options(tf).items():
+            if setter is not None and name in settings:
+                setter(settings[name])
+
+
+def _tensorflow_options(tf) -> dict:
+    """TensorFlow's global options: name -> (getter, setter or None where it is fixed at start-up)."""
+    return {
+        "tf.config.functions_run_eagerly": (tf.config.functions_run_eagerly, tf.config.run_functions_eagerly),
+        "tf.config.optimizer jit": (tf.config.optimizer.get_jit, tf.config.optimizer.set_jit),
+        "tf.config.optimizer experimental options": (
+            tf.config.optimizer.get_experimental_options,
+            tf.config.optimizer.set_experimental_options,
+        ),
+        "tf.config soft device placement": (
+            tf.config.get_soft_device_placement,
+            tf.config.set_soft_device_placement,
+        ),
+        "tf.config.threading intra-op threads": (tf.config.threading.get_intra_op_parallelism_threads, None),
+        "tf.config.threading inter-op threads": (tf.config.threading.get_inter_op_parallelism_threads, None),
+    }
+
+
+def changed_settings(before: dict, after: dict) -> list[str]:
+    """One line per setting that differs (per variable, for the environment)."""
+    lines = []
+    for name in before.keys() & after.keys():
+        if name == "os.environ":
+            old, new = before[name], after[name]
+            lines += [
+                f"os.environ[{key!r}]: {old.get(key)!r} -> {new.get(key)!r}"
+                for key in old.keys() | new.keys()
+                if old.get(key) != new.get(key)
+            ]
+        elif before[name] != after[name]:
+            lines.append(f"{name}: {before[name]!r} -> {after[name]!r}")
+    return sorted(lines)
+
+
 @pytest.fixture(autouse=True)
-def _clear_keras_session():
+def _process_left_as_found(request):
+    """Fails a test that leaves the process changed (after putting it back, so later tests don't
+    inherit it): a library call must not change its caller's process, and a test that does makes
+    the tests after it depend on the order they run in (a subprocess started later would run with
+    other kernels than this process, say)."""
+    before = process_settings()
     yield
-    keras.config.set_dtype_policy("float32")
     keras.utils.clear_session(free_memory=False)
+    changes = changed_settings(before, process_settings())
+    if changes:
+        restore_process_settings(before)
+        pytest.fail(
+            f"{request.node.nodeid} left the process changed (use monkeypatch, or undo it):\n  "
+            + "\n  ".join(changes),
+            pytrace=False,
+        )

@@ -172,6 +172,25 @@ def infer(model, x):
     return keras.tree.map_structure(keras.ops.convert_to_numpy, model(x, training=False))
 
 
+# Float32 outputs of one network computed twice, in another process or by another code path
+# (another kernel set, oneDNN's or not; another backend), differ by round-off that grows with their
+# scale: this fraction of their largest magnitude. Bit-equality is for the same computation in the
+# same process only.
+FLOAT32_ROUND_OFF = 2e-5
+
+
+def assert_same_network_outputs(actual, expected, floor=0.0):
+    """`actual` equals `expected` (arrays, or dicts of them) up to float32 round-off (`FLOAT32_ROUND_OFF`
+    of the largest magnitude of each, but no less than `floor`)."""
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected)
+        for name in expected:
+            assert_same_network_outputs(actual[name], expected[name], floor)
+        return
+    tolerance = max(floor, FLOAT32_ROUND_OFF * float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, atol=tolerance, rtol=0)
+
+
 def outputs_after_reload_in_fresh_process(model, tmp_path, x):
     """`model`'s outputs on `x` after a `.keras` round trip in a Python that never imports this package."""
     path = tmp_path / "model.keras"

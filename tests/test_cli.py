@@ -331,3 +331,21 @@ def test_convert_the_lite0_pytorch_weights(tmp_path):
     result = run_cli("predict", "--weights", out, "--top", "1")
     assert result.returncode == 0, result.stderr
     assert "espresso" in result.stdout.split("coffee.png\n")[1].splitlines()[0]
+
+
+def test_main_leaves_the_environment_alone_and_the_program_chooses_onednn(monkeypatch, capsys):
+    # Called in a process (a notebook, a test), `main` must not choose kernels for the processes
+    # that process starts later; the program, in its own process, turns oneDNN on unless told.
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert cli.main(["info"]) == 0
+    assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    program = (
+        "import os; from keras_efficientnets import cli; cli.run_program(['info']); "
+        "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    )
+    unset = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    for environment, chosen in ((unset, "1"), ({**unset, "TF_ENABLE_ONEDNN_OPTS": "0"}, "0")):
+        result = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, env=environment
+        )
+        assert result.stdout.splitlines()[-1] == chosen, result.stderr

@@ -1,16 +1,14 @@
 """The families beyond V1 from the same BlockArgs: EfficientNetV2, EdgeTPU, CondConv; any input channels."""
 
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
 from helpers import (
     LoopbackServer,
     assert_depends_on_the_input,
+    assert_same_network_outputs,
     infer,
+    outputs_after_reload_in_fresh_process,
     random_images,
     randomize_weights,
     serve_keras_applications_files,
@@ -193,17 +191,8 @@ def small(name, **kwargs):
 @pytest.mark.parametrize("name", FAMILY_MEMBERS_SLOW)
 def test_keras_file_of_each_family_loads_without_this_package(name, tmp_path):
     model = small(name)
-    model.save(tmp_path / "model.keras")
     x = random_images(2, 64, seed=1)
-    np.save(tmp_path / "x.npy", x)
-    script = textwrap.dedent("""
-        import sys, numpy as np, keras
-        model = keras.saving.load_model("model.keras")
-        np.save("y.npy", keras.ops.convert_to_numpy(model(np.load("x.npy"))))
-        assert not any(m.startswith("keras_efficientnets") for m in sys.modules)
-    """)
-    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, cwd=tmp_path)
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), infer(model, x))
+    assert_same_network_outputs(outputs_after_reload_in_fresh_process(model, tmp_path, x), infer(model, x))
 
 
 @pytest.mark.parametrize("name", FAMILY_MEMBERS)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from helpers import (
     assert_depends_on_the_input,
+    assert_same_network_outputs,
     copy_weights_by_name,
     infer,
     outputs_after_reload_in_fresh_process,
@@ -225,8 +226,7 @@ def test_keras_file_of_a_backbone_reloads_without_this_package(tmp_path):
     reloaded = outputs_after_reload_in_fresh_process(backbone, tmp_path, x)
     expected = infer(backbone, x)
     assert sorted(reloaded) == ["P3", "P5"] and reloaded["P5"].shape == (2, 3, 3, 1280)
-    for level in expected:
-        np.testing.assert_array_equal(reloaded[level], expected[level])
+    assert_same_network_outputs(reloaded, expected)
 
 
 def test_a_backbone_trains_the_classifiers_layers():

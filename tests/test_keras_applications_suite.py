@@ -1,7 +1,7 @@
 """keras.applications' own test suite, run on our models: a drop-in must pass what its original passes.
 
 The suite is Keras's ``keras/src/applications/applications_test.py`` as installed,
-executed unchanged except for its model list, which names our B0-B7 and
+executed unchanged except for its model list (and a per-test tearDown), which names our B0-B7 and
 Lite0-2 (with their last feature width, and `keras_efficientnets.efficientnet`
 as the module of ``preprocess_input`` and ``decode_predictions``). Its
 ``test_application_base`` cases download ImageNet weights and ``elephant.jpg``,
@@ -35,7 +35,9 @@ def suite_class(variants, class_name):
         (getattr(ke, ke.config.VARIANTS[v].constructor_name), FEATURES[v], module_2019) for v in variants
     ]
     exec(compile(source, str(SUITE), "exec"), module.__dict__)
-    suite = type(class_name, (module.ApplicationsTest,), {})
+    # The suite puts the image data format back once per class; here after each test, as the
+    # conftest guard asks of every test.
+    suite = type(class_name, (module.ApplicationsTest,), {"tearDown": _restore_image_data_format})
     for name in dir(suite):
         if name.startswith("test_application_base"):
             setattr(
@@ -44,6 +46,10 @@ def suite_class(variants, class_name):
                 unittest.skip("downloads ImageNet weights and elephant.jpg")(getattr(suite, name)),
             )
     return suite
+
+
+def _restore_image_data_format(test_case):
+    keras.config.set_image_data_format(test_case.original_image_data_format)
 
 
 KerasApplicationsSuiteQuick = suite_class(QUICK, "KerasApplicationsSuiteQuick")

@@ -10,7 +10,7 @@ Example:
 
 import sys
 
-from keras_efficientnets.cli import main
+from keras_efficientnets.cli import run_program
 
 if __name__ == "__main__":
-    sys.exit(main(["convert", "--from", "tf-checkpoint", *sys.argv[1:]]))
+    sys.exit(run_program(["convert", "--from", "tf-checkpoint", *sys.argv[1:]]))

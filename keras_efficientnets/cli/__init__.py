@@ -17,8 +17,8 @@ Subcommands, one module each (``register(subparsers)`` adds its options,
 The commands are a thin layer over the library. Keras is imported only by the
 subcommands that build models, so ``--help``, ``info`` and ``optimize`` start
 quickly. A mistake a user can make (a missing file, an unknown model name, a
-bad option value, a missing optional package) ends the program with exit
-status 2 and one line that says what to do; set
+bad option value, a missing optional package), or any other failure, ends the
+program with exit status 2 and one line that says what to do; set
 ``KERAS_EFFICIENTNETS_TRACEBACK=1`` to see the full traceback instead.
 """
 
@@ -37,7 +37,9 @@ from keras_efficientnets.cli import predict as predict_command
 from keras_efficientnets.cli import train as train_command
 from keras_efficientnets.cli.common import EXIT_USAGE, PROG, CommandError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run_program"]
+
+TRACEBACK_VARIABLE = "KERAS_EFFICIENTNETS_TRACEBACK"
 
 _COMMANDS = (info_command, predict_command, train_command, optimize_command, convert_command, export_command)
 
@@ -75,17 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status.
 
+    Leaves the calling process as it found it (its environment included), so
+    it can be called from a notebook or a test; `run_program` is the program.
+
     Example:
         >>> main(["info"])  # doctest: +ELLIPSIS
         model ...
         0
     """
-    # TensorFlow's C++ start-up chatter is noise on a command line.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # TensorFlow turns its oneDNN kernels on by default only on some Intel CPUs; elsewhere
-    # (AMD machines among them) they are off, and EfficientNets run up to twice as slowly.
-    # Before TensorFlow loads, unless the user chose.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -93,10 +92,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, OSError, ImportError) as error:
-        # The library's errors are written for users: what was received and what to do.
-        if os.environ.get("KERAS_EFFICIENTNETS_TRACEBACK"):
+    except Exception as error:
+        # The library's errors are written for users: what was received and what to do. Anything
+        # else is still one line on a command line; the traceback is there on request.
+        if os.environ.get(TRACEBACK_VARIABLE):
             raise
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_program(argv: list[str] | None = None) -> int:
+    """The `keras-efficientnets` program (and ``python -m keras_efficientnets``): `main` in a process
+    of its own, whose TensorFlow settings it may choose before TensorFlow loads."""
+    # TensorFlow's C++ start-up chatter is noise on a command line.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow turns its oneDNN kernels on by default only on some CPUs; elsewhere (AMD machines
+    # without AVX-512 among them) they are off, and EfficientNets run up to twice as slowly.
+    # Unless the user chose.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    return main(argv)
+
+
+def _one_line(error: BaseException) -> str:
+    message = " ".join(str(error).split())
+    if isinstance(error, (CommandError, ValueError, TypeError, OSError, ImportError)):
+        return message or type(error).__name__
+    # Not one of the errors the library raises for users: say what it is and how to see more.
+    return f"{type(error).__name__}: {message} (set {TRACEBACK_VARIABLE}=1 to see where)"
