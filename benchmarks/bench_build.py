@@ -25,7 +25,7 @@ def main():
     import keras
 
     import keras_efficientnets as ke
-    from keras_efficientnets.config import get_variant
+    from keras_efficientnets.arch.variants import get_variant
 
     for name in args.variants.split(","):
         constructor_name = get_variant(name).constructor_name

@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.photo_crops import CALIBRATION_SEED, HELD_OUT_SEED, photo_crops
-from keras_efficientnets.deploy import FORMATS, FORMATS_OF_QUANTIZATION, QUANTIZATIONS
+from keras_efficientnets.deploy.exporter import FORMATS, FORMATS_OF_QUANTIZATION, QUANTIZATIONS
 
 # Every precision each format exports: None (float32), "float16", "int8".
 PRECISIONS = {
@@ -84,8 +84,8 @@ def keras_runner(model):
 
 def bench_model(name, calibration, held_out, folder: Path, repeats: int):
     import keras_efficientnets as ke
-    from keras_efficientnets.deploy import export
-    from keras_efficientnets.predictors import load_predictor
+    from keras_efficientnets.deploy.exporter import export
+    from keras_efficientnets.deploy.predictors import load_predictor
 
     model = getattr(ke, ke.config.get_variant(name).constructor_name)(
         weights="imagenet", classifier_activation=None
@@ -152,8 +152,8 @@ def bench_peer(held_out, repeats):
 def bench_b0_recovery(calibration, held_out, folder: Path):
     """B0's int8 with and without float squeeze-excite, stem and head; needs B0's ImageNet weights."""
     import keras_efficientnets as ke
-    from keras_efficientnets.deploy import export
-    from keras_efficientnets.predictors import load_predictor
+    from keras_efficientnets.deploy.exporter import export
+    from keras_efficientnets.deploy.predictors import load_predictor
 
     try:
         model = ke.EfficientNetB0(weights="imagenet", classifier_activation=None)

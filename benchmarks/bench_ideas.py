@@ -32,7 +32,7 @@ def main():
     import numpy as np
 
     import keras_efficientnets as ke
-    from keras_efficientnets.inference import OnnxPredictor, export_onnx, fold_batch_norm
+    from keras_efficientnets.deploy.inference import OnnxPredictor, export_onnx, fold_batch_norm
 
     images = np.random.default_rng(0).uniform(0, 255, (32, 224, 224, 3)).astype("float32")
     model = ke.EfficientNetB0(weights=None)

@@ -44,8 +44,8 @@ def bench_tensorflow(variants, batches, repeats):
     import numpy as np
 
     import keras_efficientnets as ke
-    from keras_efficientnets.config import get_variant
-    from keras_efficientnets.inference import OnnxPredictor, export_onnx, fold_batch_norm
+    from keras_efficientnets.arch.variants import get_variant
+    from keras_efficientnets.deploy.inference import OnnxPredictor, export_onnx, fold_batch_norm
 
     peak = common.matmul_gflops()
     common.emit(kind="matmul", gflops=peak, onednn=common.onednn_state())

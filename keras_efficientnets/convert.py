@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import os
 
-from keras_efficientnets import checkpoints, torch_pickle
-from keras_efficientnets import model as model_lib
-from keras_efficientnets import weights as weights_lib
-from keras_efficientnets.config import get_variant
-from keras_efficientnets.fileio import check_writable_folder
-from keras_efficientnets.scaling import plan_variant
-from keras_efficientnets.validation import check_choice
-from keras_efficientnets.weight_files import assign_weights, read_weights_file
+from keras_efficientnets._common.fileio import check_writable_folder
+from keras_efficientnets._common.validation import check_choice
+from keras_efficientnets.arch.scaling import plan_variant
+from keras_efficientnets.arch.variants import get_variant
+from keras_efficientnets.models import builder as model_lib
+from keras_efficientnets.weights import checkpoints, torch_pickle
+from keras_efficientnets.weights import loading as weights_lib
+from keras_efficientnets.weights.files import assign_weights, read_weights_file
 
 __all__ = [
     "SOURCE_FORMATS",

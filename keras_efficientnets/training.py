@@ -19,8 +19,8 @@ import os
 
 import numpy as np
 
-from keras_efficientnets import images
-from keras_efficientnets.validation import check_bool, check_choice, check_int, check_real, received
+from keras_efficientnets._common import images
+from keras_efficientnets._common.validation import check_bool, check_choice, check_int, check_real, received
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -210,7 +210,7 @@ def train(
     """
     import keras
 
-    from keras_efficientnets.config import get_variant
+    from keras_efficientnets.arch.variants import get_variant
 
     distribute = check_distribution(distribute)
     epochs = check_int("epochs", epochs, minimum=1)
@@ -283,7 +283,7 @@ def freeze_batch_norm(model):
     """
     import keras
 
-    from keras_efficientnets.remat import leaf_layers
+    from keras_efficientnets.models.remat import leaf_layers
 
     for layer in leaf_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -299,8 +299,8 @@ def fine_tuning_classifier(variant, weights, size, classes, freeze_backbone=Fals
     """
     import keras
 
-    from keras_efficientnets import model as model_lib
-    from keras_efficientnets.config import get_variant
+    from keras_efficientnets.arch.variants import get_variant
+    from keras_efficientnets.models import builder as model_lib
 
     variant = get_variant(variant)
     base = getattr(model_lib, variant.constructor_name)(

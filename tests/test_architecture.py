@@ -1,7 +1,8 @@
 """The package's import rules, read from its source: layers, no cycles, Keras-free modules.
 
-Each module may import package modules of lower layers only, which rules out
-cycles; imports inside functions count too. The Keras-free modules import no
+The subpackages are layered: a module may import modules of its own subpackage
+and of lower ones only, and no import cycle may form inside a subpackage;
+imports inside functions count too. The Keras-free modules import no
 deep-learning or plotting library at all, and the lazy ones only inside
 functions, so that ``import keras_efficientnets`` and the counting and search
 tools start without Keras.
@@ -16,54 +17,44 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_efficientnets"
 
-# Bottom to top. A module may import the package modules of the layers below its own.
+# The subpackages, bottom to top: a module may import modules of its own subpackage and of the
+# subpackages below its own, never above. "" is the package's __init__ (with __main__ beside it).
 LAYERS = [
-    {"validation", "fileio", "torch_pickle", "images", "graph_depth"},
-    {"block_args", "preprocessing", "calibration", "predictors"},
-    {"config"},
-    {"scaling"},
-    {"flops", "checkpoints", "feature_levels"},
-    {"optimize.projection", "optimize.user_cost", "downloads", "weight_files", "remat", "custom_objects"},
-    {
-        "optimize.coefficients",
-        "optimize.candidates",
-        "weights",
-        "blocks",
-        "build_config",
-        "features",
-    },
-    {"model", "optimize.plots"},
-    {"convert", "inference", "optimize.search", "efficientnet", "training"},
-    {"optimize", "deploy"},
-    {"cli.common"},
-    {"cli.info", "cli.predict", "cli.train", "cli.optimize", "cli.convert", "cli.export"},
+    {"_common", "_moved"},
+    {"arch"},
+    {"weights"},
+    {"models"},
+    {"compat", "deploy", "training", "convert"},
+    {"optimize"},
     {"cli"},
-    {"__main__", ""},  # "" is the package's __init__
+    {"", "__main__"},
 ]
+# Importing nothing that needs Keras or any deep-learning or plotting library, at any depth:
+# whole subpackages ("arch") or single modules ("weights.torch_pickle").
 KERAS_FREE = {
-    "block_args",
-    "calibration",
-    "predictors",
-    "graph_depth",
-    "images",
-    "validation",
-    "fileio",
-    "torch_pickle",
-    "preprocessing",
-    "config",
-    "scaling",
-    "flops",
-    "checkpoints",
-    "feature_levels",
+    "_common",
+    "_moved",
+    "arch",
+    "weights.checkpoints",
+    "weights.torch_pickle",
+    "deploy.calibration",
+    "deploy.predictors",
     "optimize.projection",
     "optimize.user_cost",
     "optimize.coefficients",
     "optimize.candidates",
 }
 # Import these only inside the functions that need them.
-LAZY = {"optimize", "optimize.search", "optimize.plots", "downloads", "training", "", "cli", "cli.common"} | {
-    f"cli.{name}" for name in ("info", "predict", "train", "optimize", "convert", "export")
-}
+LAZY = {
+    "",
+    "deploy",
+    "optimize",
+    "optimize.search",
+    "optimize.plots",
+    "weights.downloads",
+    "training",
+    "cli",
+} | {f"cli.{name}" for name in ("common", "info", "predict", "train", "optimize", "convert", "export")}
 HEAVY = {
     "keras",
     "tensorflow",
@@ -78,6 +69,9 @@ HEAVY = {
     "openvino",
     "nncf",
 }
+
+
+ROOT = "keras_efficientnets."
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -102,33 +96,54 @@ def imports(path: pathlib.Path, module_level_only: bool = False) -> list[str]:
 
 
 def package_imports(path: pathlib.Path) -> set[str]:
-    """The package modules a file imports, by their name in MODULES."""
+    """The package modules a file imports, by their name in MODULES.
+
+    ``from keras_efficientnets.weights import checkpoints`` imports the module ``weights.checkpoints``,
+    ``from keras_efficientnets.weights import load_weights_into`` the module ``weights``.
+    """
     found = set()
-    for name in imports(path):
-        if name == "keras_efficientnets" or not name.startswith("keras_efficientnets."):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
             continue
-        relative = name[len("keras_efficientnets.") :]
-        while relative and relative not in MODULES:
-            relative = relative.rpartition(".")[0]
-        if relative:
-            found.add(relative)
+        for name in names:
+            if not name.startswith(ROOT):
+                continue
+            relative = name[len(ROOT) :]
+            while relative and relative not in MODULES:
+                relative = relative.rpartition(".")[0]
+            if relative:
+                found.add(relative)
     return found
 
 
+def subpackage(module: str) -> str:
+    """``"weights"`` for ``"weights.files"``; a top-level module is its own (``"convert"``)."""
+    return module.split(".")[0]
+
+
 def layer_of(module: str) -> int:
-    return next(index for index, layer in enumerate(LAYERS) if module in layer)
+    return next(index for index, layer in enumerate(LAYERS) if subpackage(module) in layer)
+
+
+def in_any(module: str, names: set[str]) -> bool:
+    """Whether `module` is one of `names` or inside a subpackage named there."""
+    return any(module == name or module.startswith(f"{name}.") for name in names if name) or module in names
 
 
 def test_every_module_has_a_layer():
-    assert set(MODULES) == set().union(*LAYERS)
+    assert {subpackage(module) for module in MODULES} == set().union(*LAYERS)
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
-def test_imports_point_down_the_layers(module):
+def test_imports_point_down_the_subpackages(module):
     upward = {
         other
         for other in package_imports(MODULES[module])
-        if other != module and layer_of(other) >= layer_of(module)
+        if subpackage(other) != subpackage(module) and layer_of(other) >= layer_of(module)
     }
     assert not upward, f"{module} (layer {layer_of(module)}) imports {upward}: move one of them"
 
@@ -150,11 +165,12 @@ def test_no_import_cycle():
             visit(module, [])
 
 
-@pytest.mark.parametrize("module", sorted(KERAS_FREE))
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if in_any(m, KERAS_FREE)))
 def test_keras_free_modules_import_no_deep_learning_library(module):
     heavy = {name for name in imports(MODULES[module]) if name.split(".")[0] in HEAVY}
     assert not heavy, f"{module} imports {heavy}"
-    assert package_imports(MODULES[module]) <= KERAS_FREE
+    others = {other for other in package_imports(MODULES[module]) if not in_any(other, KERAS_FREE)}
+    assert not others, f"{module} imports {others}, which need Keras"
 
 
 @pytest.mark.parametrize("module", sorted(LAZY))

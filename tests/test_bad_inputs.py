@@ -20,11 +20,12 @@ import pytest
 
 import keras_efficientnets as ke
 from keras_efficientnets import BlockArgs, EfficientNet, cli, images, training
-from keras_efficientnets.checkpoints import table_from_tf_checkpoint
-from keras_efficientnets.config import decode_block_string, get_default_block_list, get_variant
+from keras_efficientnets.arch.flops import count_flops, count_variant_flops
+from keras_efficientnets.arch.preprocessing import decode_predictions, resolve_normalization
+from keras_efficientnets.arch.scaling import plan_model
+from keras_efficientnets.arch.variants import decode_block_string, get_default_block_list, get_variant
 from keras_efficientnets.convert import convert_checkpoint
-from keras_efficientnets.flops import count_flops, count_variant_flops
-from keras_efficientnets.inference import OnnxPredictor, export_onnx, fold_batch_norm
+from keras_efficientnets.deploy.inference import OnnxPredictor, export_onnx, fold_batch_norm
 from keras_efficientnets.optimize import (
     candidate_table,
     compound_scaling,
@@ -33,10 +34,9 @@ from keras_efficientnets.optimize import (
     plot_candidates,
     search_coefficients,
 )
-from keras_efficientnets.preprocessing import decode_predictions, resolve_normalization
-from keras_efficientnets.scaling import plan_model
-from keras_efficientnets.torch_pickle import UnsafePickleError, load_state_dict
-from keras_efficientnets.weights import read_weights_file, validate_weights_argument
+from keras_efficientnets.weights.checkpoints import table_from_tf_checkpoint
+from keras_efficientnets.weights.loading import read_weights_file, validate_weights_argument
+from keras_efficientnets.weights.torch_pickle import UnsafePickleError, load_state_dict
 
 NAN, INF = float("nan"), float("inf")
 B0 = get_default_block_list()
@@ -810,7 +810,7 @@ def files(tmp_path_factory):
     """Broken and misleading files, made once."""
     from PIL import Image
 
-    from keras_efficientnets.weights import write_weights
+    from keras_efficientnets.weights.loading import write_weights
 
     path = tmp_path_factory.mktemp("bad_inputs")
     found = types.SimpleNamespace(path=path, out=path / "out.weights.h5")

@@ -22,7 +22,7 @@ from PIL import Image
 
 from keras_efficientnets import EfficientNetB0, cli
 from keras_efficientnets.convert import convert_checkpoint
-from keras_efficientnets.weights import read_weights_file, sidecar_path
+from keras_efficientnets.weights.loading import read_weights_file, sidecar_path
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

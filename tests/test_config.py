@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keras_efficientnets.config import (
+from keras_efficientnets.arch.variants import (
     DEFAULT_BLOCK_STRINGS,
     VARIANTS,
     BlockArgs,

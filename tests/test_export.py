@@ -10,9 +10,9 @@ import pytest
 from helpers import assert_depends_on_the_input, infer, random_images, randomize_weights
 
 import keras_efficientnets as ke
-from keras_efficientnets import predictors
-from keras_efficientnets.deploy import export
-from keras_efficientnets.predictors import load_predictor
+from keras_efficientnets.deploy import predictors
+from keras_efficientnets.deploy.exporter import export
+from keras_efficientnets.deploy.predictors import load_predictor
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 

@@ -18,8 +18,8 @@ from reference import FAMILY_PARAMS
 
 import keras_efficientnets as ke
 from keras_efficientnets import BlockArgs, EfficientNet, config
-from keras_efficientnets.flops import count_variant_flops
-from keras_efficientnets.inference import fold_batch_norm
+from keras_efficientnets.arch.flops import count_variant_flops
+from keras_efficientnets.deploy.inference import fold_batch_norm
 
 SLOW = {"v2m", "v2l", "v2xl"}
 # Where keras.applications has the same model, the default suite checks V2-B0 and the slow one the rest.
@@ -204,7 +204,7 @@ def test_fold_batch_norm_and_remat_compute_the_same(name):
     scale = np.abs(expected).max()
     np.testing.assert_allclose(infer(fold_batch_norm(model), x), expected, atol=2e-5 * scale, rtol=0)
     remat = getattr(ke, name)(weights=None, input_shape=(64, 64, 3), classifier_activation=None, remat=True)
-    from keras_efficientnets.remat import copy_weights_from_twin
+    from keras_efficientnets.models.remat import copy_weights_from_twin
 
     copy_weights_from_twin(model, remat)
     np.testing.assert_allclose(infer(remat, x), expected, atol=1e-5, rtol=0)
@@ -213,7 +213,7 @@ def test_fold_batch_norm_and_remat_compute_the_same(name):
 @pytest.mark.parametrize("name", FAMILY_EXPORTS)
 def test_onnx_export_of_each_family(name, tmp_path):
     pytest.importorskip("tf2onnx")
-    from keras_efficientnets.inference import OnnxPredictor, export_onnx
+    from keras_efficientnets.deploy.inference import OnnxPredictor, export_onnx
 
     model = small(name, classifier_activation=None)
     x = random_images(2, 64, seed=3)

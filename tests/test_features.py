@@ -18,9 +18,9 @@ from helpers import (
 
 import keras_efficientnets as ke
 from keras_efficientnets import BlockArgs, EfficientNet, feature_extractor, feature_info
-from keras_efficientnets.config import VARIANTS
-from keras_efficientnets.remat import copy_weights_from_twin
-from keras_efficientnets.scaling import plan_model, plan_variant
+from keras_efficientnets.arch.scaling import plan_model, plan_variant
+from keras_efficientnets.arch.variants import VARIANTS
+from keras_efficientnets.models.remat import copy_weights_from_twin
 
 # The smallest model of each family runs in the default suite, every variant in the slow one.
 SMALLEST = ["b0", "lite0", "v2b0", "edgetpus", "condconvb04e"]

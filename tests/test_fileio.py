@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from keras_efficientnets.fileio import atomic_path, write_json
+from keras_efficientnets._common.fileio import atomic_path, write_json
 
 
 def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):

@@ -5,8 +5,8 @@ import math
 import pytest
 from reference import PAPER_B0_GMACS, REFERENCE_GMACS, REFERENCE_PARAMS
 
-from keras_efficientnets.config import BlockArgs, get_default_block_list, get_variant
-from keras_efficientnets.flops import count_flops, count_variant_flops
+from keras_efficientnets.arch.flops import count_flops, count_variant_flops
+from keras_efficientnets.arch.variants import BlockArgs, get_default_block_list, get_variant
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -97,7 +97,7 @@ def test_unknown_variant_is_reported():
 
 
 def _built_params(name, include_top=True):
-    from keras_efficientnets.model import EfficientNet
+    from keras_efficientnets.models.builder import EfficientNet
 
     variant = get_variant(name)
     model = EfficientNet(

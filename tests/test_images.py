@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_efficientnets import images, training
+from keras_efficientnets import training
+from keras_efficientnets._common import images
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from helpers import assert_depends_on_the_input, infer, random_images, randomize
 
 import keras_efficientnets as ke
 from keras_efficientnets import BlockArgs, EfficientNet
-from keras_efficientnets.inference import fold_batch_norm
+from keras_efficientnets.deploy.inference import fold_batch_norm
 
 pytestmark = pytest.mark.backends
 

@@ -22,7 +22,7 @@ from reference import IMAGENET_MEAN, IMAGENET_STD, REFERENCE_PARAMS
 
 import keras_efficientnets as ke
 from keras_efficientnets import BlockArgs, EfficientNet, get_default_block_list
-from keras_efficientnets.config import VARIANTS
+from keras_efficientnets.arch.variants import VARIANTS
 
 PARAMS = REFERENCE_PARAMS
 SLOW_VARIANTS = {"b5", "b6", "b7", "b8", "l2"}

@@ -9,7 +9,7 @@ import pytest
 from helpers import assert_depends_on_the_input, infer, random_images, randomize_weights
 
 import keras_efficientnets as ke
-from keras_efficientnets.inference import OnnxPredictor, export_onnx
+from keras_efficientnets.deploy.inference import OnnxPredictor, export_onnx
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
@@ -79,7 +79,7 @@ def test_export_onnx_rejects_bad_arguments(tmp_path):
 # float64 model, as close as Keras's own float32 model is (within 4x, and 1e-5 of the scale).
 _EXPORT_AND_COMPARE = """
 import sys, numpy as np, keras_efficientnets as ke
-from keras_efficientnets.inference import OnnxPredictor, export_onnx
+from keras_efficientnets.deploy.inference import OnnxPredictor, export_onnx
 sys.path.insert(0, {tests!r})
 from helpers import infer, random_images, randomize_weights
 options = dict(weights=None, input_shape=(64, 64, 3), classifier_activation=None)

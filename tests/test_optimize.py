@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from keras_efficientnets.config import BlockArgs
-from keras_efficientnets.flops import count_flops
+from keras_efficientnets.arch.flops import count_flops
+from keras_efficientnets.arch.variants import BlockArgs
 from keras_efficientnets.optimize import (
     Candidate,
     candidate_table,

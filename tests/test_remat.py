@@ -7,7 +7,7 @@ from helpers import infer, random_images, randomize_weights
 
 import keras_efficientnets as ke
 from keras_efficientnets import BlockArgs, EfficientNet
-from keras_efficientnets.remat import leaf_layers
+from keras_efficientnets.models.remat import leaf_layers
 
 pytestmark = pytest.mark.backends
 

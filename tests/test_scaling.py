@@ -2,8 +2,8 @@
 
 import pytest
 
-from keras_efficientnets.config import BlockArgs, get_default_block_list
-from keras_efficientnets.scaling import plan_model, round_filters, round_repeats
+from keras_efficientnets.arch.scaling import plan_model, round_filters, round_repeats
+from keras_efficientnets.arch.variants import BlockArgs, get_default_block_list
 
 
 @pytest.mark.parametrize(

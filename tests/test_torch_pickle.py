@@ -13,8 +13,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from keras_efficientnets import torch_pickle
-from keras_efficientnets.torch_pickle import UnsafePickleError
+from keras_efficientnets.weights import torch_pickle
+from keras_efficientnets.weights.torch_pickle import UnsafePickleError
 
 # ---------------------------------------------------------------------------
 # A minimal torch.save writer. torch itself must not be installed, so the test

@@ -26,7 +26,7 @@ from helpers import (
 )
 
 from keras_efficientnets import EfficientNetB0, EfficientNetB1, downloads, weights
-from keras_efficientnets.weights import WeightsDownloadError
+from keras_efficientnets.weights.loading import WeightsDownloadError
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_two_processes_filling_an_empty_cache_both_succeed(served):
     fname = "efficientnetb0.h5"
     md5 = weights.KERAS_APPLICATIONS_WEIGHTS["b0"].md5
     code = (
-        "import sys; from keras_efficientnets.downloads import fetch; "
+        "import sys; from keras_efficientnets.weights.downloads import fetch; "
         f"print(fetch({fname!r}, {server.url + fname!r}, {md5!r}))"
     )
     processes = [

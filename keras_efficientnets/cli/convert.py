@@ -16,8 +16,8 @@ from keras_efficientnets.cli.common import (
 
 
 def register(subparsers) -> None:
-    from keras_efficientnets.checkpoints import SOURCE_FORMATS
-    from keras_efficientnets.preprocessing import NORMALIZATIONS
+    from keras_efficientnets.arch.preprocessing import NORMALIZATIONS
+    from keras_efficientnets.weights.checkpoints import SOURCE_FORMATS
 
     parser = add_command(
         subparsers,
@@ -57,7 +57,7 @@ def run(args) -> int:
     output_path(args.out, "--out", (".weights.h5",))
     import_keras()
     from keras_efficientnets.convert import convert_checkpoint
-    from keras_efficientnets.weights import sidecar_path
+    from keras_efficientnets.weights.loading import sidecar_path
 
     steps = Steps(5)
     model = convert_checkpoint(

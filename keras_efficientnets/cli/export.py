@@ -8,7 +8,7 @@ import keras_efficientnets.cli.common as common
 
 
 def register(subparsers) -> None:
-    from keras_efficientnets.calibration import DEFAULT_CALIBRATION_IMAGES
+    from keras_efficientnets.deploy.calibration import DEFAULT_CALIBRATION_IMAGES
 
     parser = common.add_command(
         subparsers,
@@ -76,7 +76,7 @@ def run(args) -> int:
     if not os.path.isdir(folder):
         raise common.CommandError(f"The folder of OUT {args.out} does not exist: create {folder} first.")
     model, label = _model(args)
-    from keras_efficientnets.deploy import export
+    from keras_efficientnets.deploy.exporter import export
 
     print(f"Exporting {label} to {args.out}", flush=True)
     path = export(
@@ -109,7 +109,7 @@ def _model(args):
         raise common.CommandError(
             f"No weights file at {args.weights}. Pass --weights imagenet or an existing file."
         )
-    from keras_efficientnets import model as model_lib
+    from keras_efficientnets.models import builder as model_lib
 
     constructor = getattr(model_lib, model_variant.constructor_name)
     model = constructor(weights=args.weights, classifier_activation=None if args.logits else "softmax")

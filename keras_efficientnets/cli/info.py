@@ -23,10 +23,10 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Lists every named variant with its size and cost, counted without building a model."""
-    from keras_efficientnets.checkpoints import CONVERTIBLE_FAMILIES
-    from keras_efficientnets.config import VARIANTS
-    from keras_efficientnets.flops import count_variant_flops
-    from keras_efficientnets.weights import imagenet_source
+    from keras_efficientnets.arch.flops import count_variant_flops
+    from keras_efficientnets.arch.variants import VARIANTS
+    from keras_efficientnets.weights.checkpoints import CONVERTIBLE_FAMILIES
+    from keras_efficientnets.weights.loading import imagenet_source
 
     plot = png_path(args.plot, "--plot")
     rows = []
@@ -61,7 +61,7 @@ def run(args) -> int:
 
 def plot_variants(rows, path: str) -> None:
     """GMACs against parameters, one line per family, on log axes."""
-    from keras_efficientnets.config import FAMILIES
+    from keras_efficientnets.arch.variants import FAMILIES
 
     drawing = figure(figsize=(8, 6), layout="constrained")
     axis = drawing.subplots()

@@ -122,7 +122,7 @@ def _print_table(table, top: int) -> None:
 
 def write_csv(table, path: str) -> None:
     """Every candidate, one row each, with a header of the `Candidate` fields; atomically."""
-    from keras_efficientnets.fileio import atomic_path
+    from keras_efficientnets._common.fileio import atomic_path
 
     fields = [field.name for field in dataclasses.fields(table[0])]
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as f:

@@ -53,7 +53,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Classifies images with a pretrained EfficientNet and prints the top classes."""
-    from keras_efficientnets import images
+    from keras_efficientnets._common import images
 
     plot = common.png_path(args.plot, "--plot")
     if not 1 <= args.top <= 1000:
@@ -81,7 +81,7 @@ def run(args) -> int:
     if names is None and scores.shape[-1] != 1000:
         names = [f"class {i}" for i in range(scores.shape[-1])]
     if names is None:
-        from keras_efficientnets.preprocessing import decode_predictions
+        from keras_efficientnets.arch.preprocessing import decode_predictions
 
         # Printed as words: "tiger cat", where the library returns keras.applications' "tiger_cat".
         results = [
@@ -117,7 +117,7 @@ def _model(model_name: str, weights: str):
             f"No weights file at {weights}. Pass --weights imagenet or an existing file."
         )
     common.import_keras()
-    from keras_efficientnets import model as model_lib
+    from keras_efficientnets.models import builder as model_lib
 
     model = getattr(model_lib, model_variant.constructor_name)(weights=weights)
     source = "ImageNet" if weights == "imagenet" else weights
@@ -127,7 +127,7 @@ def _model(model_name: str, weights: str):
 
 def _exported_model(path: str, model_name: str):
     """An exported file's predict function, class names, input size, crop padding and label."""
-    from keras_efficientnets.predictors import load_predictor
+    from keras_efficientnets.deploy.predictors import load_predictor
 
     if not os.path.exists(path):
         raise common.CommandError(f"No exported model at {path}. Pass a file written by `export`.")

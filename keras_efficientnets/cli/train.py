@@ -85,7 +85,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Fine-tunes a named EfficientNet on a folder of class subfolders."""
-    from keras_efficientnets import images, training
+    from keras_efficientnets import training
+    from keras_efficientnets._common import images
 
     model_variant = common.variant(args.model)
     common.output_path(args.out, "--out", (".keras",))
@@ -163,7 +164,7 @@ def _split_the_cpu(replicas: int):
 
 def _save(model, path, classes, size, variant_name):
     """The model and its class names, each written atomically (Ctrl-C keeps the old files)."""
-    from keras_efficientnets.fileio import atomic_path, write_json
+    from keras_efficientnets._common.fileio import atomic_path, write_json
 
     with atomic_path(path, suffix=".keras") as temporary:
         model.save(temporary)

@@ -14,9 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_efficientnets.config import FAMILIES, get_default_block_list
-from keras_efficientnets.flops import count_flops
-from keras_efficientnets.validation import check_choice, check_int, check_real
+from keras_efficientnets._common.validation import check_choice, check_int, check_real
+from keras_efficientnets.arch.flops import count_flops
+from keras_efficientnets.arch.variants import FAMILIES, get_default_block_list
 
 __all__ = ["SORT_KEYS", "Candidate", "CompoundScaling", "candidate_table", "compound_scaling"]
 

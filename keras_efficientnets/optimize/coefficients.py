@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
+from keras_efficientnets._common.validation import check_int, check_real
 from keras_efficientnets.optimize.projection import project_onto_constraint
 from keras_efficientnets.optimize.user_cost import check_start_costs, minimize_user_cost, vectorize_cost
-from keras_efficientnets.validation import check_int, check_real
 
 __all__ = ["MAX_GRID_ROWS", "PAPER_EXPONENTS", "get_compound_coeff_func", "optimize_coefficients"]
 

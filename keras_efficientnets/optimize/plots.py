@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 
+from keras_efficientnets._common.validation import check_real
 from keras_efficientnets.optimize.candidates import Candidate
 from keras_efficientnets.optimize.coefficients import PAPER_EXPONENTS
-from keras_efficientnets.validation import check_real
 
 __all__ = ["plot_candidates"]
 

@@ -13,9 +13,9 @@ import tempfile
 
 import numpy as np
 
-from keras_efficientnets.config import get_default_block_list
+from keras_efficientnets._common.validation import check_int
+from keras_efficientnets.arch.variants import get_default_block_list
 from keras_efficientnets.optimize.candidates import Candidate, candidate_table
-from keras_efficientnets.validation import check_int
 
 __all__ = ["search_coefficients"]
 
@@ -167,7 +167,7 @@ def _default_trainer(
     """A `build_and_evaluate` that trains an EfficientNet on the given data."""
     import keras
 
-    from keras_efficientnets.model import EfficientNet
+    from keras_efficientnets.models.builder import EfficientNet
 
     def split(data, name):
         if isinstance(data, (tuple, list)):

@@ -1,7 +1,7 @@
 """The `weights` argument: where pretrained weights come from and how they are loaded.
 
 Every source is read into a *weight table*, ``{layer name: {weight name:
-array}}`` in Keras naming and layout (`weight_files`), and the table is
+array}}`` in Keras naming and layout (`files`), and the table is
 assigned to the model by name: all of it or, if anything is missing,
 unexpected or of the wrong shape, none of it.
 
@@ -31,12 +31,12 @@ import os
 
 import numpy as np
 
-from keras_efficientnets import checkpoints, torch_pickle
-from keras_efficientnets.downloads import WeightsDownloadError, fetch
-from keras_efficientnets.fileio import atomic_path, file_digest, write_json
-from keras_efficientnets.preprocessing import resolve_normalization
-from keras_efficientnets.scaling import ModelPlan, plan_variant
-from keras_efficientnets.weight_files import assign_weights, read_weights_file
+from keras_efficientnets._common.fileio import atomic_path, file_digest, write_json
+from keras_efficientnets.arch.preprocessing import resolve_normalization
+from keras_efficientnets.arch.scaling import ModelPlan, plan_variant
+from keras_efficientnets.weights import checkpoints, torch_pickle
+from keras_efficientnets.weights.downloads import WeightsDownloadError, fetch
+from keras_efficientnets.weights.files import assign_weights, read_weights_file
 
 __all__ = [
     "KERAS_APPLICATIONS_BASE_URL",
@@ -130,8 +130,8 @@ _STEM = "stem_conv"
 _SAVED_SUFFIXES = (".weights.h5", ".keras", ".h5")
 # The sidecar's schema (weights/README.md). Version 1 also held a "created" time,
 # which made two conversions of one checkpoint differ; it is read still.
-SIDECAR_FORMAT = "keras_efficientnets.weights/2"
-_READABLE_SIDECAR_FORMATS = ("keras_efficientnets.weights/1", SIDECAR_FORMAT)
+SIDECAR_FORMAT = "keras_efficientnets.weights.loading/2"
+_READABLE_SIDECAR_FORMATS = ("keras_efficientnets.weights.loading/1", SIDECAR_FORMAT)
 
 
 @dataclasses.dataclass(frozen=True)

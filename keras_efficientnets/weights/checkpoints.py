@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from keras_efficientnets.scaling import ModelPlan
+from keras_efficientnets.arch.scaling import ModelPlan
 
 __all__ = [
     "CONVERTIBLE_FAMILIES",
@@ -78,7 +78,7 @@ def fused_blocks(plan: ModelPlan) -> list[int]:
     """Indices of the plan's fused blocks, which checkpoints name differently.
 
     Example:
-        >>> from keras_efficientnets.scaling import plan_variant
+        >>> from keras_efficientnets.arch.scaling import plan_variant
         >>> fused_blocks(plan_variant("edgetpus"))
         [0, 1, 2, 3, 4, 5, 6]
     """
@@ -89,7 +89,7 @@ def block_prefixes(plan: ModelPlan) -> list[str]:
     """The Keras layer-name prefixes of the blocks (``"block1a_"``, ...), in checkpoint order.
 
     Example:
-        >>> from keras_efficientnets.scaling import plan_variant
+        >>> from keras_efficientnets.arch.scaling import plan_variant
         >>> block_prefixes(plan_variant("b0"))[:3]
         ['block1a_', 'block2a_', 'block2b_']
     """

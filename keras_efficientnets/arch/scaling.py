@@ -1,6 +1,6 @@
 """Compound scaling of a block list: the exact layout of the model the builder makes.
 
-Keras-free on purpose: `model.py` builds its graph from `plan_model`, and the
+Keras-free on purpose: `models.builder` builds its graph from `plan_model`, and the
 FLOPs counter and the coefficient search count the same plan without building
 anything, so the two can never disagree.
 """
@@ -12,8 +12,8 @@ import inspect
 import math
 import string
 
-from keras_efficientnets.config import HEAD_FILTERS, BlockArgs, get_variant
-from keras_efficientnets.validation import check_bool, check_int, check_real, received
+from keras_efficientnets._common.validation import check_bool, check_int, check_real, received
+from keras_efficientnets.arch.variants import HEAD_FILTERS, BlockArgs, get_variant
 
 __all__ = [
     "MAX_BLOCKS",
@@ -130,7 +130,7 @@ def check_block_args_list(block_args_list) -> list[BlockArgs]:
     """The stages as a list, checked: non-empty, all `BlockArgs`, each taking what the last gives.
 
     Example:
-        >>> from keras_efficientnets.config import get_default_block_list
+        >>> from keras_efficientnets.arch.variants import get_default_block_list
         >>> len(check_block_args_list(get_default_block_list()))
         7
     """
@@ -203,7 +203,7 @@ def plan_model(
             `MAX_BLOCKS` blocks.
 
     Example:
-        >>> from keras_efficientnets.config import get_default_block_list
+        >>> from keras_efficientnets.arch.variants import get_default_block_list
         >>> plan = plan_model(get_default_block_list(), 1.0, 1.0)
         >>> plan.stem_filters, len(plan.blocks), plan.head_filters
         (32, 16, 1280)

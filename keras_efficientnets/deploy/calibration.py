@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
-from keras_efficientnets import images as images_lib
-from keras_efficientnets.validation import batch_shape_text, check_int, fits_batch_shape, received
+from keras_efficientnets._common import images as images_lib
+from keras_efficientnets._common.validation import batch_shape_text, check_int, fits_batch_shape, received
 
 __all__ = ["DEFAULT_CALIBRATION_IMAGES", "calibration_images"]
 

@@ -8,7 +8,7 @@ from importlib import resources
 
 import numpy as np
 
-from keras_efficientnets.validation import check_int
+from keras_efficientnets._common.validation import check_int
 
 __all__ = ["NORMALIZATIONS", "resolve_normalization", "preprocess_input", "decode_predictions"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_efficientnets.predictors import OnnxPredictor  # its home before predictors.py
-from keras_efficientnets.validation import check_int
+from keras_efficientnets._common.validation import check_int
+from keras_efficientnets.deploy.predictors import OnnxPredictor  # re-exported: earlier code imports it here
 
 __all__ = ["OnnxPredictor", "export_onnx", "fold_batch_norm"]
 

@@ -15,10 +15,10 @@ import re
 
 import keras
 
-from keras_efficientnets.feature_levels import P5_SOURCES, check_level_names
-from keras_efficientnets.graph_depth import room_for_graph_walk
-from keras_efficientnets.remat import leaf_layers
-from keras_efficientnets.validation import check_choice, received
+from keras_efficientnets._common.validation import check_choice, received
+from keras_efficientnets.arch.feature_levels import P5_SOURCES, check_level_names
+from keras_efficientnets.models.graph_depth import room_for_graph_walk
+from keras_efficientnets.models.remat import leaf_layers
 
 __all__ = ["feature_extractor"]
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_efficientnets.validation import batch_shape_text, check_int, fits_batch_shape, received
+from keras_efficientnets._common.validation import batch_shape_text, check_int, fits_batch_shape, received
 
 __all__ = [
     "LiteRTPredictor",

@@ -14,7 +14,7 @@ import os
 import socket
 import tempfile
 
-from keras_efficientnets.fileio import file_digest
+from keras_efficientnets._common.fileio import file_digest
 
 __all__ = ["DOWNLOAD_TIMEOUT_SECONDS", "WeightsDownloadError", "cache_dir", "fetch"]
 

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from keras_efficientnets import remat
-from keras_efficientnets.scaling import BlockPlan
+from keras_efficientnets.arch.scaling import BlockPlan
+from keras_efficientnets.models import remat
 
 __all__ = ["CONV_KERNEL_INITIALIZER", "DENSE_KERNEL_INITIALIZER", "GraphBuilder"]
 

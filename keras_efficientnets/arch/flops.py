@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_efficientnets.config import get_default_block_list, get_variant
-from keras_efficientnets.scaling import ModelPlan, plan_model, plan_variant
-from keras_efficientnets.validation import check_bool, check_int, is_int, received
+from keras_efficientnets._common.validation import check_bool, check_int, is_int, received
+from keras_efficientnets.arch.scaling import ModelPlan, plan_model, plan_variant
+from keras_efficientnets.arch.variants import get_default_block_list, get_variant
 
 __all__ = ["FlopsReport", "count_flops", "count_plan", "count_variant_flops"]
 
@@ -221,7 +221,7 @@ def count_flops(
         A `FlopsReport`.
 
     Example:
-        >>> from keras_efficientnets.config import get_default_block_list
+        >>> from keras_efficientnets.arch.variants import get_default_block_list
         >>> report = count_flops(get_default_block_list(), 1.0, 1.0, 224)
         >>> report.params, report.trainable_params
         (5330564, 5288548)
@@ -253,7 +253,7 @@ def count_plan(
     """`count_flops` of a plan made by `scaling.plan_model`, on images of `input_channels` channels.
 
     Example:
-        >>> from keras_efficientnets.scaling import plan_variant
+        >>> from keras_efficientnets.arch.scaling import plan_variant
         >>> count_plan(plan_variant("b0"), 224).params
         5330564
     """

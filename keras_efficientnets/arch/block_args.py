@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from keras_efficientnets.validation import check_bool, check_int, check_real, is_int, received
+from keras_efficientnets._common.validation import check_bool, check_int, check_real, is_int, received
 
 __all__ = ["BlockArgs", "decode_block_string", "encode_block_string"]
 

@@ -13,12 +13,7 @@ import functools
 
 import keras
 
-from keras_efficientnets.config import BlockArgs, get_default_block_list
-from keras_efficientnets.feature_levels import P5_SOURCES, feature_info, level_names_of_indices
-from keras_efficientnets.flops import count_plan
-from keras_efficientnets.preprocessing import resolve_normalization
-from keras_efficientnets.scaling import ModelPlan, plan_model
-from keras_efficientnets.validation import (
+from keras_efficientnets._common.validation import (
     check_bool,
     check_choice,
     check_int,
@@ -27,6 +22,11 @@ from keras_efficientnets.validation import (
     is_int,
     received,
 )
+from keras_efficientnets.arch.feature_levels import P5_SOURCES, feature_info, level_names_of_indices
+from keras_efficientnets.arch.flops import count_plan
+from keras_efficientnets.arch.preprocessing import resolve_normalization
+from keras_efficientnets.arch.scaling import ModelPlan, plan_model
+from keras_efficientnets.arch.variants import BlockArgs, get_default_block_list
 
 __all__ = ["MAX_PARAMETERS", "MIN_INPUT_SIZE", "BuildConfig"]
 

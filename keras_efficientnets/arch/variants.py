@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_efficientnets.block_args import BlockArgs, decode_block_string, encode_block_string
-from keras_efficientnets.validation import received
+from keras_efficientnets._common.validation import received
+from keras_efficientnets.arch.block_args import BlockArgs, decode_block_string, encode_block_string
 
 __all__ = [
     "BlockArgs",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_efficientnets.scaling import ModelPlan, plan_variant
-from keras_efficientnets.validation import check_choice, is_int, received
+from keras_efficientnets._common.validation import check_choice, is_int, received
+from keras_efficientnets.arch.scaling import ModelPlan, plan_variant
 
 __all__ = ["P5_SOURCES", "FeatureLevel", "check_level_names", "feature_info", "level_names_of_indices"]
 

@@ -6,10 +6,10 @@ gives today's objects; new code imports from `keras_efficientnets` directly.
 from `BlockArgs` by the `EfficientNet` builder.
 """
 
-from keras_efficientnets.config import VARIANTS, BlockArgs, get_default_block_list
-from keras_efficientnets.model import EfficientNet
-from keras_efficientnets.preprocessing import decode_predictions, preprocess_input
-from keras_efficientnets.scaling import round_filters, round_repeats
+from keras_efficientnets.arch.preprocessing import decode_predictions, preprocess_input
+from keras_efficientnets.arch.scaling import round_filters, round_repeats
+from keras_efficientnets.arch.variants import VARIANTS, BlockArgs, get_default_block_list
+from keras_efficientnets.models.builder import EfficientNet
 
 __all__ = [
     "BlockArgs",
@@ -25,7 +25,7 @@ __all__ = [
 
 def __getattr__(name):
     # The named constructors are generated in `model`; look them up there.
-    from keras_efficientnets import model
+    from keras_efficientnets.models import builder as model
 
     if name in __all__:
         return getattr(model, name)

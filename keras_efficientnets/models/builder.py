@@ -13,15 +13,15 @@ import dataclasses
 
 import keras
 
-from keras_efficientnets import weights as weights_lib
-from keras_efficientnets.blocks import GraphBuilder
-from keras_efficientnets.build_config import BuildConfig
-from keras_efficientnets.config import FAMILIES, VARIANTS, Variant
-from keras_efficientnets.features import feature_extractor
-from keras_efficientnets.graph_depth import room_for_graph_walk
-from keras_efficientnets.preprocessing import resolve_normalization
-from keras_efficientnets.remat import copy_weights_from_twin
-from keras_efficientnets.validation import check_bool, received
+from keras_efficientnets._common.validation import check_bool, received
+from keras_efficientnets.arch.preprocessing import resolve_normalization
+from keras_efficientnets.arch.variants import FAMILIES, VARIANTS, Variant
+from keras_efficientnets.models.blocks import GraphBuilder
+from keras_efficientnets.models.build_config import BuildConfig
+from keras_efficientnets.models.features import feature_extractor
+from keras_efficientnets.models.graph_depth import room_for_graph_walk
+from keras_efficientnets.models.remat import copy_weights_from_twin
+from keras_efficientnets.weights import loading as weights_lib
 
 __all__ = ["BuildConfig", "EfficientNet", "build"] + [
     variant.constructor_name for variant in VARIANTS.values()
@@ -219,7 +219,7 @@ def build(config: BuildConfig, *, weights=None, input_tensor=None, skip_mismatch
         variant: Key of `config.VARIANTS` for ``weights="imagenet"``.
 
     Example:
-        >>> from keras_efficientnets.config import get_default_block_list
+        >>> from keras_efficientnets.arch.variants import get_default_block_list
         >>> build(BuildConfig(get_default_block_list(), 1.0, 1.0, (64, 64, 3))).count_params()
         5330564
     """
