@@ -53,6 +53,9 @@ LAZY = {
     "optimize.plots",
     "weights.downloads",
     "training",
+    "training.data",
+    "training.finetune",
+    "training.distribution",
     "cli",
 } | {f"cli.{name}" for name in ("common", "info", "predict", "train", "optimize", "convert", "export")}
 HEAVY = {

@@ -124,9 +124,11 @@ def test_int8_export_agrees_with_float(format, lite0, tmp_path):
     probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(expected))
     confident = probabilities.max(-1) >= 0.5
     # Every view the float model is sure of keeps its class; the others are near-ties between
-    # sibling classes (tabby / tiger cat), where int8 flips some (BENCHMARKS.md: 91-95% of 500).
+    # sibling classes (tabby / tiger cat), where int8 flips some. Measured on these 64 views, on a
+    # CPU with VNNI and on one without (AVX2): ONNX 58 agree, 26 of 26 sure ones (without
+    # reduce_range: 56 and 25 of 26 on AVX2).
     assert confident.sum() >= 16 and agree[confident].all()
-    assert agree.mean() >= 0.9, f"{agree.mean():.3f}"
+    assert agree.mean() >= 0.85, f"{agree.mean():.3f}"
     float_size = 4 * model.count_params()
     assert os.path.getsize(path) < 0.4 * float_size  # int8 weights: about a quarter
 

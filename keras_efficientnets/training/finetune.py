@@ -1,129 +1,29 @@
-"""Fine-tuning on a folder of images, on one device or many: `train`, its input pipeline and its model.
-
-The pipeline decodes with `images.load_image` (the decoder `predict` uses too)
-inside ``tf.data``, in parallel and prefetched, so it feeds any Keras backend
-and any distribution engine. `train` runs the recipe of the Keras
-fine-tuning guide (a new classifier on a pretrained backbone whose BatchNorm
-stays in inference mode) on one device, on a ``tf.distribute`` strategy
-(MirroredStrategy on one machine, MultiWorkerMirroredStrategy across several)
-or on JAX with ``keras.distribution.DataParallel``, and resumes a killed run
-from its last epoch with ``keras.callbacks.BackupAndRestore``.
-"""
+"""Fine-tuning: `train`, the recipe of the Keras fine-tuning guide (a new classifier on a
+pretrained backbone whose BatchNorm stays in inference mode), its model and learning rates; a
+killed run resumes from its last epoch with ``keras.callbacks.BackupAndRestore``."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import os
 
-import numpy as np
-
-from keras_efficientnets._common import images
-from keras_efficientnets._common.validation import check_bool, check_choice, check_int, check_real, received
+from keras_efficientnets._common.validation import check_bool, check_int, check_real, received
+from keras_efficientnets.training.data import ImageFolder, image_folder_datasets, split_image_folder
+from keras_efficientnets.training.distribution import check_distribution, distribution_scope
 
 __all__ = [
-    "DISTRIBUTIONS",
-    "check_distribution",
+    "REFERENCE_BATCH",
+    "TrainingRun",
     "default_learning_rate",
     "fine_tuning_classifier",
     "freeze_batch_norm",
-    "REFERENCE_BATCH",
-    "ImageFolder",
-    "TrainingRun",
-    "image_dataset",
-    "image_folder_datasets",
     "scaled_learning_rate",
-    "split_image_folder",
     "train",
 ]
 
-# How `train` spreads the work: None (one device), "mirrored" (every local GPU, or the CPU's
-# logical devices), "multiworker" (the hosts of TF_CONFIG), "jax-data-parallel" (every JAX device).
-DISTRIBUTIONS = (None, "mirrored", "multiworker", "jax-data-parallel")
+
 # The global batch the default learning rates are for; other batches scale them linearly.
 REFERENCE_BATCH = 32
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageFolder:
-    """A folder of class subfolders, split into training and validation images."""
-
-    class_names: list[str]
-    train_paths: list[str]
-    train_labels: list[int]
-    validation_paths: list[str]
-    validation_labels: list[int]
-
-    def describe(self) -> str:
-        total = len(self.train_paths) + len(self.validation_paths)
-        return (
-            f"Found {total} images in {len(self.class_names)} classes: {len(self.train_paths)} for "
-            f"training, {len(self.validation_paths)} for validation."
-        )
-
-
-def split_image_folder(root, validation_split: float = 0.2, seed: int = 0) -> ImageFolder:
-    """Lists a folder's images (`images.image_folder`) and splits them at random, reproducibly.
-
-    Args:
-        root: A folder with one subfolder of images per class.
-        validation_split: The share held out for validation, in [0, 1).
-        seed: Seed of the split.
-    """
-    validation_split = check_real("validation_split", validation_split, minimum=0, maximum=1, max_open=True)
-    seed = check_int("seed", seed)
-    paths, labels, class_names = images.image_folder(root)
-    order = np.random.default_rng(seed).permutation(len(paths))
-    held_out = int(round(len(paths) * validation_split))
-    train, validation = order[held_out:], order[:held_out]
-    return ImageFolder(
-        class_names=class_names,
-        train_paths=[paths[i] for i in train],
-        train_labels=[labels[i] for i in train],
-        validation_paths=[paths[i] for i in validation],
-        validation_labels=[labels[i] for i in validation],
-    )
-
-
-def image_dataset(paths, labels, image_size: int, batch_size: int, *, shuffle_seed: int | None = None):
-    """Batches of (images, labels): RGB [0, 255] images cropped to their centre square and resized.
-
-    Args:
-        paths, labels: Image files and their class indices.
-        image_size: Side of the square images.
-        batch_size: Images per batch.
-        shuffle_seed: Shuffle every epoch with this seed; None keeps the order.
-    """
-    import tensorflow as tf
-
-    def decode(path):
-        return images.load_image(path.decode("utf-8"), size=image_size)
-
-    def load(path, label):
-        image = tf.numpy_function(decode, [path], tf.float32, stateful=False)
-        image.set_shape((image_size, image_size, 3))
-        return image, label
-
-    dataset = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, dtype="int32")))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    # Each worker of a multi-worker run takes its own share of the batches' images.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def image_folder_datasets(folder: ImageFolder, image_size: int, batch_size: int, seed: int = 0):
-    """Training (shuffled each epoch) and validation (None without validation images) datasets."""
-    train = image_dataset(folder.train_paths, folder.train_labels, image_size, batch_size, shuffle_seed=seed)
-    validation = (
-        image_dataset(folder.validation_paths, folder.validation_labels, image_size, batch_size)
-        if folder.validation_paths
-        else None
-    )
-    return train, validation
 
 
 def default_learning_rate(freeze_backbone: bool) -> float:
@@ -229,7 +129,7 @@ def train(
         else split_image_folder(data_dir, validation_split, seed=seed)
     )
     keras.utils.set_random_seed(seed)
-    with _distribution(distribute) as (replicas, worker, is_chief):
+    with distribution_scope(distribute) as (replicas, worker, is_chief):
         if batch_size % replicas:
             raise ValueError(
                 f"`batch_size` must be a multiple of the {replicas} replicas, each taking an equal share. "
@@ -334,97 +234,3 @@ def _augmentation():
         name="augmentation",
     )
     return lambda x, y: (augment(x, training=True), y)
-
-
-def check_distribution(distribute):
-    """`distribute`, checked against the backend and the environment before any work starts."""
-    import keras
-
-    distribute = check_choice("distribute", distribute, DISTRIBUTIONS)
-    backend = keras.backend.backend()
-    needed = {"mirrored": "tensorflow", "multiworker": "tensorflow", "jax-data-parallel": "jax"}.get(
-        distribute
-    )
-    if needed is not None and backend != needed:
-        raise ValueError(
-            f"distribute={distribute!r} needs the {needed} backend (KERAS_BACKEND={needed}). "
-            f"Received: distribute={distribute!r} on the {backend!r} backend"
-        )
-    if distribute == "multiworker" and "TF_CONFIG" not in os.environ:
-        raise ValueError(
-            "distribute='multiworker' reads the cluster from the TF_CONFIG environment variable, which is "
-            "not set: see the README, Training on more than one device / machine."
-        )
-    return distribute
-
-
-@contextlib.contextmanager
-def _distribution(distribute):
-    """Yields (replicas, worker index, whether this process saves) inside the engine's scope."""
-    import keras
-
-    if distribute is None:
-        yield 1, 0, True
-        return
-    if distribute == "jax-data-parallel":
-        previous = keras.distribution.distribution()
-        devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        try:
-            yield len(devices), 0, _jax_process_index() == 0
-        finally:
-            keras.distribution.set_distribution(previous)
-        return
-    import tensorflow as tf
-
-    if distribute == "mirrored":
-        strategy = tf.distribute.MirroredStrategy()
-        worker, is_chief = 0, True
-    else:
-        strategy = _reducing_nests(tf.distribute.MultiWorkerMirroredStrategy())
-        config = json.loads(os.environ["TF_CONFIG"])
-        task = config.get("task", {})
-        worker = int(task.get("index", 0))
-        # TensorFlow's convention: the chief task saves, or worker 0 where the cluster has none.
-        has_chief = "chief" in config.get("cluster", {})
-        is_chief = task.get("type") == "chief" or (
-            task.get("type") == "worker" and worker == 0 and not has_chief
-        )
-    with strategy.scope():
-        yield strategy.num_replicas_in_sync, worker, is_chief
-
-
-def _reducing_nests(strategy):
-    """`strategy` with a `reduce` that Keras 3.15's TensorFlow trainer can use on several workers.
-
-    Two mismatches between that trainer and MultiWorkerMirroredStrategy (the
-    mirrored strategy on one machine has neither): ``fit`` first reduces a
-    whole ``(images, labels)`` batch, but TensorFlow's reduce takes no nest (a
-    TODO in distribute_lib; "Attempt to convert a value (PerReplica ...)");
-    then it averages each step's scalar loss and metrics with ``axis=0``,
-    which a scalar does not have ("Invalid reduction dimension 0"). This
-    reduces each leaf, across replicas only where it has no axis to reduce.
-    Every worker runs the same reductions in the same order.
-    """
-    import tensorflow as tf
-
-    reduce = strategy.reduce
-
-    def rank(value) -> int:
-        local = strategy.experimental_local_results(value)[0]
-        return len(local.shape)
-
-    def reduce_leaf(reduce_op, leaf, axis):
-        return reduce(reduce_op, leaf, axis=axis if axis is None or rank(leaf) > 0 else None)
-
-    def reduce_each(reduce_op, value, axis=None):
-        return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
-
-    strategy.reduce = reduce_each
-    return strategy
-
-
-def _jax_process_index() -> int:
-    import jax
-
-    return jax.process_index()

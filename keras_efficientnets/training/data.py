@@ -1,0 +1,99 @@
+"""The input pipeline: a folder of class subfolders, split reproducibly, read into ``tf.data``.
+
+The pipeline decodes with `images.load_image` (the decoder `predict` uses too) inside
+``tf.data``, in parallel and prefetched, so it feeds any Keras backend and any distribution engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from keras_efficientnets._common import images
+from keras_efficientnets._common.validation import check_int, check_real
+
+__all__ = ["ImageFolder", "image_dataset", "image_folder_datasets", "split_image_folder"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFolder:
+    """A folder of class subfolders, split into training and validation images."""
+
+    class_names: list[str]
+    train_paths: list[str]
+    train_labels: list[int]
+    validation_paths: list[str]
+    validation_labels: list[int]
+
+    def describe(self) -> str:
+        total = len(self.train_paths) + len(self.validation_paths)
+        return (
+            f"Found {total} images in {len(self.class_names)} classes: {len(self.train_paths)} for "
+            f"training, {len(self.validation_paths)} for validation."
+        )
+
+
+def split_image_folder(root, validation_split: float = 0.2, seed: int = 0) -> ImageFolder:
+    """Lists a folder's images (`images.image_folder`) and splits them at random, reproducibly.
+
+
+    Args:
+        root: A folder with one subfolder of images per class.
+        validation_split: The share held out for validation, in [0, 1).
+        seed: Seed of the split.
+    """
+    validation_split = check_real("validation_split", validation_split, minimum=0, maximum=1, max_open=True)
+    seed = check_int("seed", seed)
+    paths, labels, class_names = images.image_folder(root)
+    order = np.random.default_rng(seed).permutation(len(paths))
+    held_out = int(round(len(paths) * validation_split))
+    train, validation = order[held_out:], order[:held_out]
+    return ImageFolder(
+        class_names=class_names,
+        train_paths=[paths[i] for i in train],
+        train_labels=[labels[i] for i in train],
+        validation_paths=[paths[i] for i in validation],
+        validation_labels=[labels[i] for i in validation],
+    )
+
+
+def image_dataset(paths, labels, image_size: int, batch_size: int, *, shuffle_seed: int | None = None):
+    """Batches of (images, labels): RGB [0, 255] images cropped to their centre square and resized.
+
+
+    Args:
+        paths, labels: Image files and their class indices.
+        image_size: Side of the square images.
+        batch_size: Images per batch.
+        shuffle_seed: Shuffle every epoch with this seed; None keeps the order.
+    """
+    import tensorflow as tf
+
+    def decode(path):
+        return images.load_image(path.decode("utf-8"), size=image_size)
+
+    def load(path, label):
+        image = tf.numpy_function(decode, [path], tf.float32, stateful=False)
+        image.set_shape((image_size, image_size, 3))
+        return image, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, dtype="int32")))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    # Each worker of a multi-worker run takes its own share of the batches' images.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def image_folder_datasets(folder: ImageFolder, image_size: int, batch_size: int, seed: int = 0):
+    """Training (shuffled each epoch) and validation (None without validation images) datasets."""
+    train = image_dataset(folder.train_paths, folder.train_labels, image_size, batch_size, shuffle_seed=seed)
+    validation = (
+        image_dataset(folder.validation_paths, folder.validation_labels, image_size, batch_size)
+        if folder.validation_paths
+        else None
+    )
+    return train, validation
