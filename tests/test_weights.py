@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import keras
@@ -311,3 +312,11 @@ def test_imagenet_b1_equals_keras_applications(tmp_path, monkeypatch):
         )
     finally:
         server.close()
+
+
+def test_sidecars_are_written_in_the_format_weights_readme_documents():
+    # A file format outlives the code that writes it: the name is pinned by the documentation.
+    from keras_efficientnets.weights.loading import SIDECAR_FORMAT
+
+    readme = (Path(__file__).parents[1] / "weights" / "README.md").read_text()
+    assert f'| `format` | `"{SIDECAR_FORMAT}"`' in readme

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import os
 import sys
 import tempfile
 import textwrap
 
+from keras_efficientnets._common.optional import require
+
 PROG = "keras-efficientnets"
 EXIT_USAGE = 2
 # `train` writes the folder's class names beside the model in this format; `predict` reads them.
 CLASSES_FORMAT = "keras_efficientnets.classes/1"
 
-# Optional packages: the import name -> what to install.
-_EXTRAS = {
-    "matplotlib": "pip install 'keras-efficientnets[plots]' (matplotlib)",
-    "PIL": "pip install pillow",
-    "skimage": "pip install scikit-image",
-}
 # TensorFlow's C++ start-up lines that TF_CPP_MIN_LOG_LEVEL does not silence.
 _STARTUP_NOISE = (
     "WARNING: All log messages before absl::InitializeLog()",
@@ -129,22 +124,13 @@ def png_path(path: str | None, option: str) -> str | None:
     if path is None:
         return None
     output_path(path, option, (".png",))
-    require("matplotlib")
+    require("matplotlib", f"{option} (a plot)")
     return path
 
 
 # --------------------------------------------------------------------------- #
 # Imports, progress, plots
 # --------------------------------------------------------------------------- #
-def require(module: str):
-    """Imports an optional package, or fails with the command that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        package = module.split(".")[0]
-        raise CommandError(f"This needs the optional package {package!r}: {_EXTRAS[package]}.") from None
-
-
 def import_keras():
     """Imports Keras with TensorFlow's start-up chatter filtered from stderr.
 
@@ -172,7 +158,7 @@ def import_keras():
 
 def figure(**kwargs):
     """A matplotlib Figure; the Figure class needs no GUI backend, unlike pyplot."""
-    require("matplotlib")
+    require("matplotlib", "Plotting")
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)

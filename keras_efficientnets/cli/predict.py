@@ -7,6 +7,7 @@ import json
 import os
 
 import keras_efficientnets.cli.common as common
+from keras_efficientnets._common.optional import require
 
 # The scikit-image photos `predict` classifies when given no image.
 SAMPLE_PHOTOS = ("coffee.png", "chelsea.png", "rocket.jpg")
@@ -64,7 +65,7 @@ def run(args) -> int:
         paths = _sample_photos()
         shown_names = list(SAMPLE_PHOTOS)
         print(f"No IMAGE given: classifying scikit-image's sample photos {', '.join(SAMPLE_PHOTOS)}.")
-    common.require("PIL.Image")
+    require("PIL.Image", "Reading images")
     images.check_images(paths)  # before the model is built: a bad file fails at once
 
     if args.model_file:

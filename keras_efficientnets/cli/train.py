@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import keras_efficientnets.cli.common as common
+from keras_efficientnets._common.optional import require
 
 
 def register(subparsers) -> None:
@@ -104,7 +105,7 @@ def run(args) -> int:
         )
     default_curve = os.path.splitext(args.out)[0] + ".history.png"
     curve = None if args.no_plot else common.png_path(args.plot or default_curve, "--plot")
-    common.require("PIL.Image")
+    require("PIL.Image", "Reading images")
     folder = training.split_image_folder(args.data_dir, args.validation_split, seed=args.seed)
     print(folder.describe())
     # Every image is decoded once now: a bad file fails here, by name, not an epoch in.

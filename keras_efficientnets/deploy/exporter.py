@@ -26,10 +26,10 @@ from pathlib import Path
 import keras
 
 from keras_efficientnets._common.fileio import atomic_path, check_writable_folder
+from keras_efficientnets._common.optional import require
 from keras_efficientnets._common.validation import check_choice, received
 from keras_efficientnets.deploy.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_images
 from keras_efficientnets.deploy.inference import ONNX_INPUT_NAME, export_onnx
-from keras_efficientnets.deploy.predictors import require
 
 __all__ = ["FLOAT_GROUPS", "FORMATS", "FORMATS_OF_QUANTIZATION", "QUANTIZATIONS", "export"]
 

@@ -19,12 +19,12 @@ folder      TensorFlow (SavedModel)   installed with the package
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
 import numpy as np
 
+from keras_efficientnets._common.optional import require
 from keras_efficientnets._common.validation import batch_shape_text, check_int, fits_batch_shape, received
 
 __all__ = [
@@ -34,30 +34,7 @@ __all__ = [
     "Predictor",
     "SavedModelPredictor",
     "load_predictor",
-    "require",
 ]
-
-# The pip extra that installs each optional runtime or exporter.
-EXTRAS = {
-    "ai_edge_litert": "litert",
-    "onnxruntime": "onnx",
-    "onnx": "onnx",
-    "tf2onnx": "onnx",
-    "onnxconverter_common": "onnx",
-    "sympy": "onnx",
-    "openvino": "openvino",
-    "nncf": "openvino",
-}
-
-
-def require(module: str, purpose: str):
-    """Imports an optional dependency, or raises ImportError naming the pip command that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        extra = EXTRAS.get(module.split(".")[0])
-        command = f'pip install "keras_efficientnets[{extra}]"' if extra else f"pip install {module}"
-        raise ImportError(f"{purpose} needs {module.split('.')[0]}: {command}") from error
 
 
 class Predictor:

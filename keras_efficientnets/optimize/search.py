@@ -13,6 +13,7 @@ import tempfile
 
 import numpy as np
 
+from keras_efficientnets._common.optional import require
 from keras_efficientnets._common.validation import check_int
 from keras_efficientnets.arch.variants import get_default_block_list
 from keras_efficientnets.optimize.candidates import Candidate, candidate_table
@@ -123,13 +124,7 @@ def search_coefficients(
             verbose,
         )
 
-    try:
-        import keras_tuner
-    except ImportError:
-        raise ImportError(
-            "search_coefficients runs its trials with KerasTuner: pip install 'keras-efficientnets[tuner]' "
-            "(or pip install keras-tuner)."
-        ) from None
+    keras_tuner = require("keras_tuner", "search_coefficients (its trials run in KerasTuner)")
 
     class CandidateTuner(keras_tuner.Tuner):
         def run_trial(self, trial, *args, **kwargs):

