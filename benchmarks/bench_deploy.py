@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.photo_crops import CALIBRATION_SEED, HELD_OUT_SEED, photo_crops
-from keras_efficientnets.deploy.exporter import FORMATS, FORMATS_OF_QUANTIZATION, QUANTIZATIONS
+from keras_efficientnets.deploy.formats import FORMATS, FORMATS_OF_QUANTIZATION, QUANTIZATIONS
 
 # Every precision each format exports: None (float32), "float16", "int8".
 PRECISIONS = {

@@ -24,6 +24,7 @@ import os
 
 from keras_efficientnets._common.fileio import check_writable_folder
 from keras_efficientnets._common.validation import check_choice
+from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.scaling import plan_variant
 from keras_efficientnets.arch.variants import get_variant
 from keras_efficientnets.models import builder as model_lib
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 SOURCE_FORMATS = checkpoints.SOURCE_FORMATS
-_CLASSIFIER = "predictions"
+_CLASSIFIER = layer_names.CLASSIFIER
 
 
 def convert_checkpoint(

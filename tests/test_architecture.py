@@ -38,6 +38,7 @@ KERAS_FREE = {
     "weights.checkpoints",
     "weights.torch_pickle",
     "deploy.calibration",
+    "deploy.formats",
     "deploy.predictors",
     "optimize.projection",
     "optimize.user_cost",

@@ -10,7 +10,6 @@ import pytest
 from helpers import assert_depends_on_the_input, infer, random_images, randomize_weights
 
 import keras_efficientnets as ke
-from keras_efficientnets.deploy import predictors
 from keras_efficientnets.deploy.exporter import export
 from keras_efficientnets.deploy.predictors import load_predictor
 
@@ -164,14 +163,14 @@ def test_a_saved_model_export_replaces_the_folder(tmp_path):
 
 
 def test_a_missing_runtime_names_the_pip_command(monkeypatch, tmp_path):
-    real_import = predictors.importlib.import_module
+    real_import = importlib.import_module
 
     def import_module(name, *args):
         if name.startswith("ai_edge_litert"):
             raise ImportError(f"No module named {name!r}")
         return real_import(name, *args)
 
-    monkeypatch.setattr(predictors.importlib, "import_module", import_module)
+    monkeypatch.setattr(importlib, "import_module", import_module)
     path = tmp_path / "model.tflite"
     path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(100))
     with pytest.raises(ImportError, match=r'pip install "keras_efficientnets\[litert\]"'):
@@ -309,10 +308,10 @@ def test_an_empty_calibration_folder_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "error", "message"),
     [
-        ("model.tflite", b"just some text", ValueError, "does not hold what its .tflite name says"),
-        ("model.onnx", b"\x1c\x00\x00\x00TFL3", ValueError, "does not hold what its .onnx name says"),
-        ("model.xml", b"<?xml version='1.0'?><config/>", ValueError, "does not hold what its .xml name says"),
-        ("model.pt", b"", ValueError, r"\.tflite, \.onnx or OpenVINO \.xml file.*model.pt"),
+        ("model.tflite", b"just some text", ValueError, "kind of model its .tflite name"),
+        ("model.onnx", b"\x1c\x00\x00\x00TFL3", ValueError, "kind of model its .onnx name"),
+        ("model.xml", b"<?xml version='1.0'?><config/>", ValueError, "kind of model its .xml name"),
+        ("model.pt", b"", ValueError, r"\.tflite, \.onnx or \.xml file, or a SavedModel folder.*model.pt"),
         ("missing.onnx", None, FileNotFoundError, "missing.onnx"),
     ],
 )

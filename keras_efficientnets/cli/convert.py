@@ -56,6 +56,7 @@ def run(args) -> int:
     model_variant = variant(args.model)
     output_path(args.out, "--out", (".weights.h5",))
     import_keras()
+    from keras_efficientnets.arch.layer_names import CLASSIFIER
     from keras_efficientnets.convert import convert_checkpoint
     from keras_efficientnets.weights.loading import sidecar_path
 
@@ -70,7 +71,7 @@ def run(args) -> int:
         progress=steps,
     )
     steps.finish("done")
-    with_top = any(layer.name == "predictions" for layer in model.layers)
+    with_top = any(layer.name == CLASSIFIER for layer in model.layers)
     print(
         f"Wrote {args.out} and {sidecar_path(args.out)} ({'with' if with_top else 'without'} the classifier)."
     )

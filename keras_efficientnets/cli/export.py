@@ -9,6 +9,7 @@ import keras_efficientnets.cli.common as common
 
 def register(subparsers) -> None:
     from keras_efficientnets.deploy.calibration import DEFAULT_CALIBRATION_IMAGES
+    from keras_efficientnets.deploy.formats import FLOAT_GROUPS, FORMATS, QUANTIZATIONS
 
     parser = common.add_command(
         subparsers,
@@ -35,10 +36,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=("litert", "onnx", "openvino", "saved_model"),
+        choices=tuple(FORMATS),
         help="default: from OUT's ending (none: saved_model)",
     )
-    parser.add_argument("--quantize", choices=("float16", "int8"), help="default: float32")
+    parser.add_argument(
+        "--quantize", choices=[q for q in QUANTIZATIONS if q is not None], help="default: float32"
+    )
     parser.add_argument(
         "--calibration", metavar="DIR", help="with --quantize int8: a folder of images like the ones to serve"
     )
@@ -51,7 +54,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--keep-float",
         nargs="+",
-        choices=("se", "stem", "head"),
+        choices=tuple(FLOAT_GROUPS),
         default=(),
         help="with --quantize int8: layers to leave in float (squeeze-excite gates, stem, head)",
     )
@@ -64,7 +67,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Exports a pretrained or trained model for a deployment runtime."""
-    if (args.quantize == "int8") != (args.calibration is not None):
+    from keras_efficientnets.deploy.formats import takes_calibration
+
+    if takes_calibration(args.quantize) != (args.calibration is not None):
         raise common.CommandError(
             "--quantize int8 needs --calibration DIR (a folder of images), and --calibration needs it."
         )

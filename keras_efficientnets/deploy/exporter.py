@@ -29,26 +29,17 @@ from keras_efficientnets._common.fileio import atomic_path, check_writable_folde
 from keras_efficientnets._common.optional import require
 from keras_efficientnets._common.validation import check_choice, received
 from keras_efficientnets.deploy.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_images
+from keras_efficientnets.deploy.formats import (
+    FLOAT_GROUPS,
+    FORMATS,
+    FORMATS_OF_QUANTIZATION,
+    QUANTIZATIONS,
+    format_of_path,
+    takes_calibration,
+)
 from keras_efficientnets.deploy.inference import ONNX_INPUT_NAME, export_onnx
 
-__all__ = ["FLOAT_GROUPS", "FORMATS", "FORMATS_OF_QUANTIZATION", "QUANTIZATIONS", "export"]
-
-# Each format's file name ending ("" for a folder).
-FORMATS = {"litert": ".tflite", "onnx": ".onnx", "openvino": ".xml", "saved_model": ""}
-QUANTIZATIONS = (None, "float16", "int8")
-# The formats that support each quantization.
-FORMATS_OF_QUANTIZATION = {
-    None: tuple(FORMATS),
-    "float16": ("litert", "onnx", "openvino"),
-    "int8": ("litert", "onnx", "openvino"),
-}
-# Layers an int8 export can keep in float (`keep_float`), by the names of their Keras layers:
-# the squeeze-excite gates and the stem and head, where swish + SE models lose the most.
-FLOAT_GROUPS = {
-    "se": r"block\d+[a-z]+_se_(?:squeeze|reduce|expand|excite)",
-    "stem": r"stem_(?:conv|bn|activation)",
-    "head": r"top_(?:conv|bn|activation)|predictions",
-}
+__all__ = ["FLOAT_GROUPS", "FORMATS", "FORMATS_OF_QUANTIZATION", "QUANTIZATIONS", "WRITERS", "export"]
 
 
 def export(
@@ -102,7 +93,7 @@ def export(
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"`path` must be a str or os.PathLike. {received('path', path)}")
     path = Path(path)
-    format = _resolve_format(format, path)
+    format = format_of_path(path, format).name
     quantize = check_choice("quantize", quantize, QUANTIZATIONS)
     if format not in FORMATS_OF_QUANTIZATION[quantize]:
         raise ValueError(
@@ -111,19 +102,18 @@ def export(
             f"Received: format={format!r}, quantize={quantize!r}"
         )
     keep_float = _check_keep_float(keep_float, quantize)
-    if (calibration is None) != (quantize != "int8"):
+    if (calibration is not None) != takes_calibration(quantize):
         raise ValueError(
             "`calibration` images go with quantize='int8', and only with it. "
             f"Received: quantize={quantize!r}, calibration={'None' if calibration is None else 'given'}"
         )
     check_writable_folder(path, "path")
     images = None
-    if quantize == "int8":
+    if takes_calibration(quantize):
         images = calibration_images(
             calibration, model.input_shape[1:], calibration_limit, _progress("calibration images", verbose)
         )
-    writer = {"litert": _litert, "onnx": _onnx, "openvino": _openvino, "saved_model": _saved_model}[format]
-    writer(model, path, quantize, images, keep_float, verbose)
+    WRITERS[format](model, path, quantize, images, keep_float, verbose)
     return path
 
 
@@ -140,24 +130,6 @@ def _check_model(model):
         )
 
 
-def _resolve_format(format, path: Path) -> str:
-    if format is not None:
-        format = check_choice("format", format, tuple(FORMATS))
-        if FORMATS[format] and path.suffix.lower() != FORMATS[format]:
-            raise ValueError(
-                f"format={format!r} writes a {FORMATS[format]} file: name `path` so. "
-                f"Received: path={str(path)!r}"
-            )
-        return format
-    by_suffix = {suffix: name for name, suffix in FORMATS.items()}
-    if path.suffix.lower() not in by_suffix:
-        raise ValueError(
-            "`path` must end in .tflite, .onnx or .xml, or have no ending (a SavedModel folder), or pass "
-            f"`format`. Received: path={str(path)!r}"
-        )
-    return by_suffix[path.suffix.lower()]
-
-
 def _check_keep_float(keep_float, quantize) -> tuple[str, ...]:
     if isinstance(keep_float, str):
         keep_float = (keep_float,)
@@ -169,7 +141,7 @@ def _check_keep_float(keep_float, quantize) -> tuple[str, ...]:
         ) from None
     for group in groups:
         check_choice("keep_float", group, tuple(FLOAT_GROUPS))
-    if groups and quantize != "int8":
+    if groups and not takes_calibration(quantize):
         raise ValueError(f"`keep_float` applies to quantize='int8'. Received: quantize={quantize!r}")
     return groups
 
@@ -470,3 +442,7 @@ def _replace_folder(new: Path, path: Path):
     old = new.parent / "old"
     os.replace(path, old)
     os.replace(new, path)
+
+
+# One writer per format of `formats.EXPORT_FORMATS`.
+WRITERS = {"litert": _litert, "onnx": _onnx, "openvino": _openvino, "saved_model": _saved_model}

@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_efficientnets._common.optional import require
 from keras_efficientnets._common.validation import batch_shape_text, check_int, fits_batch_shape, received
+from keras_efficientnets.deploy.formats import EXPORT_FORMATS, PATH_KINDS
 
 __all__ = [
     "LiteRTPredictor",
@@ -243,36 +244,40 @@ def load_predictor(path: str | os.PathLike, *, threads: int | None = None) -> Pr
     path = Path(path)
     if path.is_dir():
         return SavedModelPredictor(path)
-    kind = _file_kind(path)
-    if kind == "litert":
-        return LiteRTPredictor(path, threads=threads)
-    if kind == "onnx":
-        return OnnxPredictor(path, threads=threads)
-    return OpenVINOPredictor(path, threads=threads)
+    return PREDICTORS[_file_format(path)](path, threads=threads)
 
 
-def _file_kind(path: Path) -> str:
-    kinds = {".tflite": "litert", ".onnx": "onnx", ".xml": "openvino"}
-    valid = "a .tflite, .onnx or OpenVINO .xml file, or a SavedModel folder"
-    if path.suffix.lower() not in kinds:
-        raise ValueError(f"`path` must be {valid}. Received: path={str(path)!r}")
-    _existing_file(path, valid)
+def _file_format(path: Path) -> str:
+    by_suffix = {f.suffix: f.name for f in EXPORT_FORMATS if f.suffix}
+    if path.suffix.lower() not in by_suffix:
+        raise ValueError(f"`path` must be {PATH_KINDS}. Received: path={str(path)!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {str(path)!r}. Pass {PATH_KINDS}.")
     with open(path, "rb") as f:
         head = f.read(512)
-    kind = kinds[path.suffix.lower()]
+    format = by_suffix[path.suffix.lower()]
     looks_right = {
         "litert": head[4:8] == _TFLITE_IDENTIFIER,
         "onnx": bool(head) and not head.lstrip().startswith((b"<", b"{")) and head[4:8] != _TFLITE_IDENTIFIER,
         "openvino": head.lstrip().startswith(b"<?xml") and b"<net" in head,
-    }[kind]
+    }[format]
     if not looks_right:
         raise ValueError(
-            f"{path} does not hold what its {path.suffix} name says (a {kind} model). Pass {valid}."
+            f"{path} does not hold the kind of model its {path.suffix} name says. Pass {PATH_KINDS}."
         )
-    return kind
+    return format
 
 
 def _existing_file(path, kind: str) -> Path:
     if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
         raise FileNotFoundError(f"No {kind} file at `path`. {received('path', path)}")
     return Path(path)
+
+
+# One predictor per format of `formats.EXPORT_FORMATS`.
+PREDICTORS = {
+    "litert": LiteRTPredictor,
+    "onnx": OnnxPredictor,
+    "openvino": OpenVINOPredictor,
+    "saved_model": SavedModelPredictor,
+}

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.scaling import BlockPlan
 from keras_efficientnets.models import remat
 
@@ -261,20 +262,20 @@ class GraphBuilder:
         """The classifier (``avg_pool``, ``top_dropout``, ``predictions``), or the pooling without it."""
         if include_top:
             x = layers.GlobalAveragePooling2D(
-                data_format=self.data_format, dtype=self.dtype, name="avg_pool"
+                data_format=self.data_format, dtype=self.dtype, name=layer_names.GLOBAL_POOL
             )(x)
             if dropout_rate > 0:
-                x = layers.Dropout(dropout_rate, dtype=self.dtype, name="top_dropout")(x)
+                x = layers.Dropout(dropout_rate, dtype=self.dtype, name=layer_names.CLASSIFIER_DROPOUT)(x)
             return layers.Dense(
                 classes,
                 activation=classifier_activation,
                 kernel_initializer=DENSE_KERNEL_INITIALIZER,
                 dtype=self._classifier_dtype(),
-                name="predictions",
+                name=layer_names.CLASSIFIER,
             )(x)
         if pooling == "avg":
             return layers.GlobalAveragePooling2D(
-                data_format=self.data_format, dtype=self.dtype, name="avg_pool"
+                data_format=self.data_format, dtype=self.dtype, name=layer_names.GLOBAL_POOL
             )(x)
         if pooling == "max":
             return layers.GlobalMaxPooling2D(data_format=self.data_format, dtype=self.dtype, name="max_pool")(

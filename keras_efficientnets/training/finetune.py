@@ -8,6 +8,7 @@ import dataclasses
 import os
 
 from keras_efficientnets._common.validation import check_bool, check_int, check_real, received
+from keras_efficientnets.arch import layer_names
 from keras_efficientnets.training.data import ImageFolder, image_folder_datasets, split_image_folder
 from keras_efficientnets.training.distribution import check_distribution, distribution_scope
 
@@ -216,8 +217,8 @@ def fine_tuning_classifier(variant, weights, size, classes, freeze_backbone=Fals
     freeze_batch_norm(base)
     inputs = keras.Input((size, size, 3), name="image")
     x = base(inputs, training=False)
-    x = keras.layers.Dropout(variant.dropout_rate, name="top_dropout")(x)
-    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+    x = keras.layers.Dropout(variant.dropout_rate, name=layer_names.CLASSIFIER_DROPOUT)(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name=layer_names.CLASSIFIER)(x)
     return keras.Model(inputs, outputs, name=f"{base.name}_finetuned")
 
 

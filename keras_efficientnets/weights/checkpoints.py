@@ -25,6 +25,7 @@ import re
 
 import numpy as np
 
+from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.scaling import ModelPlan
 
 __all__ = [
@@ -140,7 +141,11 @@ def table_from_efficientnet_pytorch(state: dict, prefixes: list[str]) -> dict:
         if name == "num_batches_tracked":
             continue
         if len(parts) == 2 and parts[0] == "_fc":
-            put("predictions", "kernel" if name == "weight" else name, value.T if name == "weight" else value)
+            put(
+                layer_names.CLASSIFIER,
+                "kernel" if name == "weight" else name,
+                value.T if name == "weight" else value,
+            )
             continue
         layer = _torch_layer(parts, prefixes)
         if layer is not None and layer.endswith("bn") and name in _BN_FROM_TORCH:
@@ -158,7 +163,11 @@ def table_from_efficientnet_pytorch(state: dict, prefixes: list[str]) -> dict:
 
 def _tf_layer(scope: str, prefixes: list[str], has_expand: dict, fused: frozenset) -> str | None:
     """``stem/conv2d`` -> ``stem_conv``; ``blocks_3/conv2d_1`` -> ``block2b_project_conv``."""
-    fixed = {"stem/conv2d": "stem_conv", "head/conv2d": "top_conv", "head/dense": "predictions"}
+    fixed = {
+        "stem/conv2d": layer_names.STEM_CONV,
+        "head/conv2d": layer_names.HEAD_CONV,
+        "head/dense": layer_names.CLASSIFIER,
+    }
     if scope in fixed:
         return fixed[scope]
     match = re.fullmatch(r"(stem|head)/(?:tpu_)?batch_normalization", scope)
@@ -250,7 +259,7 @@ def table_from_tf_checkpoint(values: dict, prefixes: list[str], fused=()) -> tup
             table.setdefault(name, {})[""] = value
         else:
             table.setdefault(layer, {})["kernel" if weight == "depthwise_kernel" else weight] = value
-    classifier = table.get("predictions", {})
+    classifier = table.get(layer_names.CLASSIFIER, {})
     if classifier.get("bias") is not None and classifier["bias"].shape == (1001,):
         classifier["bias"] = classifier["bias"][1:]
         if "kernel" in classifier:

@@ -32,6 +32,7 @@ import os
 import numpy as np
 
 from keras_efficientnets._common.fileio import atomic_path, file_digest, write_json
+from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.preprocessing import resolve_normalization
 from keras_efficientnets.arch.scaling import ModelPlan, plan_variant
 from keras_efficientnets.weights import checkpoints, torch_pickle
@@ -124,7 +125,7 @@ _LITE_PACKAGES = {
 # keeps its (mis-scaled, tensorflow/tensorflow#49930) input normalization as
 # a layer with weights; our model normalizes with constants instead.
 _IGNORED_LAYERS = frozenset({"normalization"})
-_CLASSIFIER = "predictions"
+_CLASSIFIER = layer_names.CLASSIFIER
 _STEM = "stem_conv"
 
 _SAVED_SUFFIXES = (".weights.h5", ".keras", ".h5")
