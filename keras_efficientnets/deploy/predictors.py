@@ -269,7 +269,9 @@ def _file_format(path: Path) -> str:
 
 
 def _existing_file(path, kind: str) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a str or os.PathLike. {received('path', path)}")
+    if not Path(path).is_file():
         raise FileNotFoundError(f"No {kind} file at `path`. {received('path', path)}")
     return Path(path)
 

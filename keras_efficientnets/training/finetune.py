@@ -186,6 +186,8 @@ def freeze_batch_norm(model):
 
     from keras_efficientnets.models.remat import leaf_layers
 
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. {received('model', model)}")
     for layer in leaf_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
