@@ -87,6 +87,9 @@ print(json.dumps(report))
 """
 
 
+# Slow (about 35 s: three networks trained twice each in a subprocess); the CLI's mirrored run
+# stays in the default suite.
+@pytest.mark.slow
 def test_mirrored_strategy_trains_as_one_device_does():
     report = run_script(_MIRRORED)
     assert report["replicas"] == 2

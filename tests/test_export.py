@@ -154,12 +154,56 @@ def test_a_saved_model_export_replaces_the_folder(tmp_path):
     model = randomize_weights(ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3)))
     path = tmp_path / "served"
     path.mkdir()
+    (path / "saved_model.pb").write_bytes(b"an older export")
     (path / "stale.txt").write_text("from an older export")
     export(model, path, verbose=False)
     assert not (path / "stale.txt").exists() and (path / "saved_model.pb").is_file()
     assert os.listdir(tmp_path) == ["served"]
     x = random_images(2, 64)
     np.testing.assert_allclose(load_predictor(path)(x), infer(model, x), atol=1e-5, rtol=0)
+
+
+def test_export_refuses_to_replace_what_is_not_an_earlier_export(tmp_path):
+    model = ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "cat.jpg").write_bytes(b"a photo")
+    (tmp_path / "model.onnx").mkdir()
+    cases = [
+        (photos, FileExistsError, "holds no SavedModel"),
+        (tmp_path / "model.onnx", IsADirectoryError, "is a folder"),
+        ("", ValueError, "must name the file or folder"),
+        (".", ValueError, "must name the file or folder"),
+        (str(tmp_path) + "/", ValueError, "must name the file or folder"),
+        (tmp_path / ("x" * 250 + ".onnx"), ValueError, "too long"),
+    ]
+    for path, error, message in cases:
+        with pytest.raises(error, match=message):
+            export(model, path, verbose=False)
+    assert sorted(os.listdir(tmp_path)) == ["model.onnx", "photos"]
+    assert os.listdir(photos) == ["cat.jpg"] and (photos / "cat.jpg").read_bytes() == b"a photo"
+
+
+def test_an_openvino_pair_is_replaced_together_or_not_at_all(tmp_path, monkeypatch):
+    from keras_efficientnets.deploy import exporter
+
+    old_xml, old_bin, new = tmp_path / "m.xml", tmp_path / "m.bin", tmp_path / "new"
+    old_xml.write_text("old graph")
+    old_bin.write_bytes(b"old weights")
+    new.mkdir()
+    (new / "m.xml").write_text("new graph")
+    (new / "m.bin").write_bytes(b"new weights")
+    real_replace = os.replace
+
+    def replace(source, target):
+        if str(source).endswith("new/m.xml"):  # the weights are in place when the graph fails
+            raise OSError("disk full")
+        real_replace(source, target)
+
+    monkeypatch.setattr(exporter.os, "replace", replace)
+    with pytest.raises(OSError, match="disk full"):
+        exporter._replace_together([(new / "m.bin", old_bin), (new / "m.xml", old_xml)], new)
+    assert old_xml.read_text() == "old graph" and old_bin.read_bytes() == b"old weights"
 
 
 def test_a_missing_runtime_names_the_pip_command(monkeypatch, tmp_path):

@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 
-__all__ = ["atomic_path", "check_writable_folder", "file_digest", "write_json"]
+__all__ = ["atomic_path", "check_output_name", "check_writable_folder", "file_digest", "write_json"]
 
 
 def file_digest(path, algorithm: str) -> str:
@@ -31,6 +31,17 @@ def file_digest(path, algorithm: str) -> str:
     """
     with open(path, "rb") as f:
         return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def check_output_name(path, argument: str) -> None:
+    """Refuses a `path` that names no file or folder to write ("", ".", "folder/") or whose name is
+    too long for the temporary name `atomic_path` gives it (".<name>." and up to 12 characters)."""
+    text = os.fspath(path)
+    name = os.path.basename(os.path.normpath(text)) if text else ""
+    if name in ("", ".", "..") or text.endswith(os.sep):
+        raise ValueError(f"`{argument}` must name the file or folder to write. Received: {argument}={text!r}")
+    if len(os.fsencode(name)) > 240:
+        raise ValueError(f"`{argument}`'s name is too long: {len(name)} characters, at most 240.")
 
 
 def check_writable_folder(path, argument: str) -> str:

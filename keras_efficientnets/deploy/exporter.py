@@ -25,7 +25,7 @@ from pathlib import Path
 
 import keras
 
-from keras_efficientnets._common.fileio import atomic_path, check_writable_folder
+from keras_efficientnets._common.fileio import atomic_path, check_output_name, check_writable_folder
 from keras_efficientnets._common.optional import require
 from keras_efficientnets._common.validation import check_choice, received
 from keras_efficientnets.deploy.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_images
@@ -92,6 +92,7 @@ def export(
     _check_model(model)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"`path` must be a str or os.PathLike. {received('path', path)}")
+    check_output_name(path, "path")
     path = Path(path)
     format = format_of_path(path, format).name
     quantize = check_choice("quantize", quantize, QUANTIZATIONS)
@@ -108,6 +109,7 @@ def export(
             f"Received: quantize={quantize!r}, calibration={'None' if calibration is None else 'given'}"
         )
     check_writable_folder(path, "path")
+    _check_replaceable(path, format)
     images = None
     if takes_calibration(quantize):
         images = calibration_images(
@@ -128,6 +130,23 @@ def _check_model(model):
             "(model.save('model.keras')) and export it from a process started with KERAS_BACKEND=tensorflow. "
             f"Received: backend {keras.backend.backend()!r}"
         )
+
+
+def _check_replaceable(path: Path, format: str):
+    """Refuses, before any work, to replace what is not an earlier export of the same kind."""
+    targets = [path, path.with_suffix(".bin")] if format == "openvino" else [path]
+    if format == "saved_model":
+        if path.is_dir() and any(path.iterdir()) and not (path / "saved_model.pb").is_file():
+            raise FileExistsError(
+                f"`path` is a folder that holds no SavedModel: export replaces only a SavedModel folder or "
+                f"an empty one. Received: path={str(path)!r}"
+            )
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"`path` is a file; a SavedModel is a folder. Received: path={str(path)!r}")
+        return
+    for target in targets:
+        if target.is_dir():
+            raise IsADirectoryError(f"{target} is a folder; export writes a {target.suffix} file there.")
 
 
 def _check_keep_float(keep_float, quantize) -> tuple[str, ...]:
@@ -353,10 +372,7 @@ def _openvino(model, path: Path, quantize, images, keep_float, verbose):
             ov_model = _nncf_int8(ov_model, images, keep_float, verbose)
         written = folder / path.name
         openvino.save_model(ov_model, written, compress_to_fp16=quantize == "float16")
-        # The .bin first: the .xml is what readers open, and it names no file, so a reader sees a
-        # complete old pair or (at worst, for an instant) the new weights under the old graph's name.
-        os.replace(written.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(written, path)
+        _replace_together([(written.with_suffix(".bin"), path.with_suffix(".bin")), (written, path)], folder)
 
 
 def _openvino_op_names(op):
@@ -433,15 +449,38 @@ def _fresh_folder_beside(path: Path):
 
 
 def _replace_folder(new: Path, path: Path):
-    if not path.exists():
-        os.replace(new, path)
-        return
-    if not path.is_dir():
-        raise FileExistsError(f"`path` is a file; a SavedModel is a folder. Received: path={str(path)!r}")
-    # A folder cannot be renamed over another: move the old one aside, then delete it.
-    old = new.parent / "old"
-    os.replace(path, old)
-    os.replace(new, path)
+    """`new` in place of `path` (checked by `_check_replaceable`: an earlier SavedModel, or empty)."""
+    # A folder cannot be renamed over another: move the old one aside (it is deleted with the
+    # temporary folder), then move the new one in.
+    _replace_together([(new, path)], new.parent)
+
+
+def _replace_together(moves, folder: Path):
+    """Renames each (new, target) pair, all or none: the targets there before are moved into
+    `folder` first, and put back if any rename fails (an OpenVINO .xml and its .bin stay a pair)."""
+    aside, placed = [], []
+    try:
+        for index, (_, target) in enumerate(moves):
+            if target.exists():
+                old = folder / f"old-{index}"
+                os.replace(target, old)
+                aside.append((old, target))
+        for new, target in moves:
+            os.replace(new, target)
+            placed.append(target)
+    except BaseException:
+        for target in placed:
+            _remove(target)
+        for old, target in aside:
+            os.replace(old, target)
+        raise
+
+
+def _remove(path: Path):
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 # One writer per format of `formats.EXPORT_FORMATS`.

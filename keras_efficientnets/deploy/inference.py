@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_efficientnets._common.fileio import atomic_path, check_output_name, check_writable_folder
 from keras_efficientnets._common.validation import check_int
 from keras_efficientnets.deploy.predictors import OnnxPredictor  # re-exported: earlier code imports it here
 
@@ -226,7 +227,12 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, *, opset: int | Non
         raise TypeError(f"`path` must be a str or os.PathLike. Received: path={path!r}")
     if opset is not None:
         opset = check_int("opset", opset, minimum=1)
+    check_output_name(path, "path")
+    check_writable_folder(path, "path")
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; export_onnx writes an .onnx file there.")
     signature = [keras.InputSpec(shape=model.input_shape, dtype=model.inputs[0].dtype, name=ONNX_INPUT_NAME)]
-    model.export(str(path), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
+    with atomic_path(path, suffix=".onnx") as temporary:
+        model.export(temporary, format="onnx", input_signature=signature, opset_version=opset, verbose=False)
     return path
