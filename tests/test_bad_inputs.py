@@ -737,6 +737,34 @@ LIBRARY = [
         "Received: model='m.keras'",
     ),
     (
+        "weights file with HDF5 external storage",
+        lambda f: ke.EfficientNetLite0(
+            weights=str(f.external_storage_weights), include_top=False, input_shape=(32, 32, 3)
+        ),
+        ValueError,
+        "external storage refused",
+    ),
+    (
+        "weights file with an HDF5 external link",
+        lambda f: read_weights_file(f.external_link_weights),
+        ValueError,
+        "external link refused",
+    ),
+    (
+        "weights file declaring a (100000, 100000, 10) weight",
+        lambda f: read_weights_file(f.huge_weights),
+        ValueError,
+        "refused before reading",
+    ),
+    (
+        "weights file with NaN weights",
+        lambda f: ke.EfficientNetLite0(
+            weights=str(f.nan_weights), include_top=False, input_shape=(32, 32, 3)
+        ),
+        ValueError,
+        "(NaN or infinite)",
+    ),
+    (
         "OnnxPredictor of a missing file",
         lambda f: OnnxPredictor(f.path / "none.onnx"),
         FileNotFoundError,
@@ -875,7 +903,38 @@ def files(tmp_path_factory):
     _write_png_header_only(found.bomb_png, 20000, 20000)
     Image.fromarray(np.zeros((4, 4, 3), "uint8")).save(path / "ok.png")
     found.tiny_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    _write_hostile_weights(found)
     return found
+
+
+def _write_hostile_weights(found):
+    """Copies of a valid .weights.h5 whose first weight reads another file, is NaN, or is declared
+    far larger than the file: each must be refused before any value is read."""
+    import shutil
+
+    import h5py
+
+    secret = found.path / "secret.txt"
+    secret.write_bytes(bytes(range(256)) * 64)
+    edits = {
+        "external_storage_weights": lambda f, name, d: f.create_dataset(
+            name, d.shape, d.dtype, external=[(str(secret), 0, h5py.h5f.UNLIMITED)]
+        ),
+        "external_link_weights": lambda f, name, d: f.__setitem__(name, h5py.ExternalLink(str(secret), "/x")),
+        "huge_weights": lambda f, name, d: f.create_dataset(
+            name, (100000, 100000, 10), "float32", chunks=True
+        ),
+        "nan_weights": lambda f, name, d: f.create_dataset(name, data=np.full(d.shape, np.nan, d.dtype)),
+    }
+    for label, edit in edits.items():
+        path = found.path / f"{label}.weights.h5"
+        shutil.copy(found.keras3_weights, path)
+        with h5py.File(path, "a") as f:
+            first = f.visititems(lambda name, item: name if isinstance(item, h5py.Dataset) else None)
+            shape_and_dtype = types.SimpleNamespace(shape=f[first].shape, dtype=f[first].dtype)
+            del f[first]
+            edit(f, first, shape_and_dtype)
+        setattr(found, label, path)
 
 
 def _without_tf_config(files):

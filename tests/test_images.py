@@ -74,3 +74,33 @@ def test_image_folder_splits_reproducibly(tmp_path):
         str(tmp_path / n / f"{i}.png") for n in ("cat", "dog") for i in range(5)
     )
     assert first.describe() == "Found 10 images in 2 classes: 8 for training, 2 for validation."
+
+
+def test_a_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    # A phone stores a portrait photo 80 wide and 40 high, with Orientation 6: turn it 90 degrees
+    # clockwise to view. The left column as stored (red) is then the top row.
+    stored = np.zeros((40, 80, 3), np.uint8)
+    stored[:, :8] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "portrait.jpg", exif=exif, quality=95)
+    upright = images.load_image(tmp_path / "portrait.jpg")
+    assert upright.shape == (80, 40, 3)
+    assert upright[:4, :, 0].mean() > 200 and upright[-4:, :, 0].mean() < 50
+
+
+def test_a_float_image_with_a_nan_pixel_is_refused(tmp_path):
+    values = np.full((8, 8), 0.5, np.float32)
+    values[3, 3] = np.nan
+    Image.fromarray(values, mode="F").save(tmp_path / "nan.tiff")
+    with pytest.raises(images.ImageError, match=r"nan.tiff holds NaN"):
+        images.load_image(tmp_path / "nan.tiff")
+
+
+def test_hidden_folders_are_no_classes_and_the_summary_says_so(tmp_path):
+    for name in ("cat", "dog", ".git", ".ipynb_checkpoints"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name / "a.png")
+    folder = training.split_image_folder(tmp_path, validation_split=0.5)
+    assert folder.class_names == ["cat", "dog"]
+    assert "Skipped hidden folders: .git, .ipynb_checkpoints." in folder.describe()

@@ -3,8 +3,9 @@
 Pillow decodes; what it gives is brought to 8-bit RGB the same way for every
 caller: 16-bit images (``I;16`` PNGs, common from scientific cameras) are
 scaled down, not clipped to white; grayscale is repeated over three channels;
-transparency is dropped; palettes are expanded. Images larger than Pillow's
-decompression-bomb limit are refused, not decoded. Keras-free; Pillow is
+transparency is dropped; palettes are expanded; the EXIF orientation a camera
+records is applied, so a portrait photo is upright. Images larger than Pillow's
+decompression-bomb limit, and float images with NaN pixels, are refused. Keras-free; Pillow is
 imported when an image is read.
 """
 
@@ -15,7 +16,15 @@ import warnings
 
 import numpy as np
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageError", "center_crop", "check_images", "image_folder", "load_image"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageError",
+    "center_crop",
+    "check_images",
+    "hidden_folders",
+    "image_folder",
+    "load_image",
+]
 
 # The files `image_folder` takes as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -36,6 +45,8 @@ def _pil():
 def _open(path: str):
     """The decoded PIL image, with a decompression bomb an error rather than a warning."""
     image_lib = _pil()
+    from PIL import ImageOps
+
     if not os.path.isfile(path):
         raise ImageError(f"No such image file: {path}. Pass the path of a JPEG or PNG file.")
     try:
@@ -43,13 +54,17 @@ def _open(path: str):
             warnings.simplefilter("error", image_lib.DecompressionBombWarning)
             image = image_lib.open(path)
             image.load()
-            return image
+            # A camera stores a portrait photo sideways and says so in its EXIF Orientation tag.
+            image = ImageOps.exif_transpose(image)
     except (image_lib.DecompressionBombError, image_lib.DecompressionBombWarning) as error:
         raise ImageError(f"{path} is too large to decode safely ({error}). Resize it first.") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise ImageError(
             f"Cannot read {path} as an image ({type(error).__name__}: {error}): pass a JPEG or PNG file."
         ) from None
+    if image.mode == "F" and not np.isfinite(np.asarray(image)).all():
+        raise ImageError(f"{path} holds NaN or infinite pixel values: pass an image of finite values.")
+    return image
 
 
 # Gray modes wider than 8 bits, in which Pillow opens 16-bit PNGs and TIFFs. Pillow's own
@@ -117,8 +132,8 @@ def center_crop(image, size: int, padding: int = 0) -> np.ndarray:
 def image_folder(root) -> tuple[list[str], list[int], list[str]]:
     """The images of a folder with one subfolder per class: paths, class indices, class names.
 
-    Classes are the subfolders in sorted order; images are the files with an
-    `IMAGE_EXTENSIONS` ending, in sorted order.
+    Classes are the subfolders in sorted order, but for hidden ones (`hidden_folders`: ``.git``,
+    ``.ipynb_checkpoints``); images are the files with an `IMAGE_EXTENSIONS` ending, in sorted order.
 
     Raises:
         ValueError: Not a folder, fewer than 2 classes, or a class without images.
@@ -128,7 +143,8 @@ def image_folder(root) -> tuple[list[str], list[int], list[str]]:
         raise FileNotFoundError(
             f"No such folder: {root}. Pass a folder with one subfolder of images per class."
         )
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    classes = [d for d in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, d))]
+    classes = [d for d in classes if not d.startswith(".")]  # .git, .ipynb_checkpoints: no classes
     if len(classes) < 2:
         raise ValueError(
             f"{root} has {len(classes)} class subfolders; training needs at least 2 "
@@ -143,6 +159,12 @@ def image_folder(root) -> tuple[list[str], list[int], list[str]]:
         paths += [os.path.join(folder, f) for f in files]
         labels += [index] * len(files)
     return paths, labels, classes
+
+
+def hidden_folders(root) -> list[str]:
+    """The subfolders of `root` whose names start with a dot, which `image_folder` skips."""
+    root = os.fspath(root)
+    return sorted(d for d in os.listdir(root) if d.startswith(".") and os.path.isdir(os.path.join(root, d)))
 
 
 def check_images(paths, progress=None) -> None:

@@ -25,12 +25,17 @@ class ImageFolder:
     train_labels: list[int]
     validation_paths: list[str]
     validation_labels: list[int]
+    # Hidden subfolders (.git, .ipynb_checkpoints) that are not classes.
+    skipped_folders: tuple[str, ...] = ()
 
     def describe(self) -> str:
         total = len(self.train_paths) + len(self.validation_paths)
+        skipped = (
+            f" Skipped hidden folders: {', '.join(self.skipped_folders)}." if self.skipped_folders else ""
+        )
         return (
             f"Found {total} images in {len(self.class_names)} classes: {len(self.train_paths)} for "
-            f"training, {len(self.validation_paths)} for validation."
+            f"training, {len(self.validation_paths)} for validation.{skipped}"
         )
 
 
@@ -55,6 +60,7 @@ def split_image_folder(root, validation_split: float = 0.2, seed: int = 0) -> Im
         train_labels=[labels[i] for i in train],
         validation_paths=[paths[i] for i in validation],
         validation_labels=[labels[i] for i in validation],
+        skipped_folders=tuple(images.hidden_folders(root)),
     )
 
 

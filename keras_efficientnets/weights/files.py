@@ -75,6 +75,41 @@ def _read_keras3_h5(root) -> dict:
     return table
 
 
+# No weight of any variant comes near this (L2's largest is under 100 MB); a file that declares
+# more is refused before anything is read.
+_MAX_DATASET_BYTES = 2**31
+
+
+def _check_self_contained(root, path: str) -> None:
+    """Refuses a file that would make reading it touch other files (HDF5 external links, external
+    storage, virtual datasets) or declares a dataset larger than any weight."""
+    import h5py
+
+    problems = []  # h5py's visitors must not raise: collected, then raised
+
+    def check_link(name, link):
+        if isinstance(link, h5py.ExternalLink):
+            problems.append(f"links {name!r} to another file, {link.filename!r} (HDF5 external link refused)")
+
+    def check_dataset(name, item):
+        if not isinstance(item, h5py.Dataset):
+            return
+        if item.is_virtual or item.external:
+            kind = "virtual dataset" if item.is_virtual else "external storage"
+            problems.append(f"keeps {name!r} in other files (HDF5 {kind} refused)")
+        elif item.size * item.dtype.itemsize > _MAX_DATASET_BYTES:
+            problems.append(
+                f"declares {name!r} of shape {item.shape}, larger than any weight of any EfficientNet "
+                "(refused before reading)"
+            )
+
+    root.visititems_links(check_link)
+    if not problems:  # visiting the items follows the links
+        root.visititems(check_dataset)
+    if problems:
+        raise ValueError(f"{path} {problems[0]}: a weights file must hold its own weights.")
+
+
 def read_weights_file(path) -> dict:
     """Reads a Keras weight file into a weight table, by layer name.
 
@@ -100,8 +135,10 @@ def read_weights_file(path) -> dict:
             with zipfile.ZipFile(path) as archive:
                 data = archive.read("model.weights.h5")
             with h5py.File(io.BytesIO(data), "r") as root:
+                _check_self_contained(root, path)
                 return _read_keras3_h5(root)
         with h5py.File(path, "r") as root:
+            _check_self_contained(root, path)
             if "layer_names" in root.attrs or "model_weights" in root or "layer_names0" in root.attrs:
                 return _read_legacy_h5(root)
             return _read_keras3_h5(root)
@@ -144,8 +181,8 @@ def assign_weights(
         The names of the layers skipped for a shape mismatch.
 
     Raises:
-        ValueError: Missing, unexpected, shape-mismatched or non-numeric
-            weights; the message names the source and lists the first few of
+        ValueError: Missing, unexpected, shape-mismatched, non-numeric or
+            non-finite weights; the message names the source and lists the first few of
             each and their counts. The model's weights are then unchanged.
 
     Example:
@@ -179,6 +216,9 @@ def assign_weights(
             value = np.asarray(entries.pop(key))
             if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
                 not_numbers.append(f"{layer_name}/{variable.name} ({value.dtype})")
+                continue
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                not_numbers.append(f"{layer_name}/{variable.name} (NaN or infinite)")
                 continue
             if tuple(value.shape) != tuple(variable.shape):
                 layer_mismatch.append(
