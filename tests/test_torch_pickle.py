@@ -88,11 +88,11 @@ class _Pickler(pickle.Pickler):
         return None
 
 
-def _write_zip(path, obj, prefix="archive"):
+def _write_zip(path, obj, prefix="archive", compression=zipfile.ZIP_STORED):
     buffer = io.BytesIO()
     pickler = _Pickler(buffer)
     pickler.dump(obj)
-    with zipfile.ZipFile(path, "w") as archive:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
         archive.writestr(f"{prefix}/data.pkl", buffer.getvalue())
         archive.writestr(f"{prefix}/byteorder", "little")
         for key, storage in pickler.storages.items():
@@ -241,6 +241,52 @@ def test_a_few_bytes_cannot_ask_for_gigabytes(fake_torch, tmp_path, writer):
     writer(path, {"w": _Tensor(storage, 0, (2**29,), (0,))})
     assert path.stat().st_size < 1000
     with pytest.raises(UnsafePickleError, match="needs more than the 6 elements"):
+        torch_pickle.load(path)
+
+
+@pytest.mark.parametrize("writer", [_write_zip, _write_legacy], ids=["zip", "legacy"])
+def test_a_tensor_named_many_times_is_made_once(fake_torch, tmp_path, writer):
+    # 200,000 names of one 64 KB tensor: made anew each time, 13 GB.
+    tensor = _Tensor(_Storage("0", np.arange(16384, dtype="float32")), 0, (16384,), (1,))
+    path = tmp_path / "many.pth"
+    writer(path, {f"w{i}": tensor for i in range(200_000)})
+    state = torch_pickle.load(path)
+    assert len(state) == 200_000 and state["w0"] is state["w199999"]
+    np.testing.assert_array_equal(state["w7"], np.arange(16384, dtype="float32"))
+
+
+@pytest.mark.parametrize("writer", [_write_zip, _write_legacy], ids=["zip", "legacy"])
+def test_overlapping_views_cannot_multiply_the_file(fake_torch, tmp_path, writer):
+    # Each tensor is a legal view of the storage from another offset; together they ask for 100x its bytes.
+    storage = _Storage("0", np.zeros(100_000, dtype="float32"))
+    path = tmp_path / "overlap.pth"
+    writer(path, {f"w{i}": _Tensor(storage, i, (99_000,), (1,)) for i in range(100)})
+    with pytest.raises(UnsafePickleError, match="far more memory than its data holds"):
+        torch_pickle.load(path)
+
+
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path):
+    # {"w": [[[...]]]} 100,000 lists deep, written opcode by opcode (pickling it would recurse):
+    # EMPTY_DICT, 'w', 100,000 EMPTY_LISTs, each APPENDed into the one before, SETITEM, STOP.
+    depth = 100_000
+    data = b"\x80\x02}X\x01\x00\x00\x00w" + b"]" * depth + b"a" * (depth - 1) + b"s."
+    path = tmp_path / "deep.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", data)
+    with pytest.raises(UnsafePickleError, match="nests containers deeper than 32 levels"):
+        torch_pickle.load(path)
+
+
+def test_a_compressed_record_is_refused(fake_torch, tmp_path):
+    # 40 MB of zeros deflate to about 40 KB: torch.save never compresses, so nothing is inflated.
+    path = tmp_path / "deflated.pth"
+    _write_zip(
+        path,
+        {"w": _Tensor(_Storage("0", np.zeros(10**7, "float32")), 0, (10**7,), (1,))},
+        compression=zipfile.ZIP_DEFLATED,
+    )
+    assert path.stat().st_size < 10**6
+    with pytest.raises(UnsafePickleError, match="is compressed"):
         torch_pickle.load(path)
 
 

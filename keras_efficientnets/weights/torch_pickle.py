@@ -170,7 +170,7 @@ def _bfloat16_to_float32(words: np.ndarray) -> np.ndarray:
     return (words.astype("<u4") << 16).view("<f4")
 
 
-def _materialize(tensor: _PendingTensor, source: str) -> np.ndarray:
+def _materialize(tensor: _PendingTensor, source: str, spend=None) -> np.ndarray:
     """The tensor's elements, after checking that every one lies inside its storage's bytes.
 
     A tensor may not reach outside its storage (or its view of one), nor hold
@@ -201,6 +201,8 @@ def _materialize(tensor: _PendingTensor, source: str) -> np.ndarray:
                 f"{source}: a tensor of shape {tensor.size} from element {tensor.offset} needs more "
                 f"than the {available} elements of storage {storage.key!r}: the file is corrupt."
             )
+        if spend is not None:
+            spend(count * flat.itemsize)
         start = view_offset + tensor.offset
         strides = tuple(s * flat.itemsize for s in tensor.stride)
         out = np.lib.stride_tricks.as_strided(flat[start:], tensor.size, strides).copy()
@@ -209,20 +211,53 @@ def _materialize(tensor: _PendingTensor, source: str) -> np.ndarray:
     return out
 
 
-def _resolve(obj, source: str):
-    """Replaces every pending tensor in dicts, lists and tuples by its array."""
-    if isinstance(obj, _PendingTensor):
-        return _materialize(obj, source)
-    if isinstance(obj, dict):
-        resolved = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
-        for key, value in obj.items():
-            resolved[key] = _resolve(value, source)
-        return resolved
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_resolve(v, source) for v in obj)
-    if isinstance(obj, (_Storage, _StorageView, _StorageType)):
-        raise UnsafePickleError(f"{source} holds a bare storage; expected tensors.")
-    return obj
+# A state dict is a dict of tensors, perhaps inside one or two containers.
+_MAX_NESTING = 32
+
+
+class _Resolver:
+    """Replaces every pending tensor in dicts, lists and tuples by its array.
+
+    Bounded: the nesting depth (a deep pickle would otherwise end in RecursionError), and the
+    bytes made, at most twice the storages' bytes (a state dict's tensors cover each storage about
+    once; a tensor named many times is made once, and tensors that overlap in a storage could ask
+    for far more than the file holds).
+    """
+
+    def __init__(self, storages, source: str):
+        self.source = source
+        self.budget = 2 * sum(s.array.nbytes for s in storages if s.array is not None) + 2**20
+        self.made: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, obj, depth: int = 0):
+        if depth > _MAX_NESTING:
+            raise UnsafePickleError(f"{self.source} nests containers deeper than {_MAX_NESTING} levels.")
+        if isinstance(obj, _PendingTensor):
+            return self.tensor(obj)
+        if isinstance(obj, dict):
+            resolved = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
+            for key, value in obj.items():
+                resolved[key] = self(value, depth + 1)
+            return resolved
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(self(v, depth + 1) for v in obj)
+        if isinstance(obj, (_Storage, _StorageView, _StorageType)):
+            raise UnsafePickleError(f"{self.source} holds a bare storage; expected tensors.")
+        return obj
+
+    def tensor(self, tensor: _PendingTensor) -> np.ndarray:
+        key = (id(tensor.storage), tensor.offset, tensor.size, tensor.stride)
+        if key not in self.made:
+            self.made[key] = _materialize(tensor, self.source, spend=self.spend)
+        return self.made[key]
+
+    def spend(self, nbytes: int) -> None:
+        self.budget -= nbytes
+        if self.budget < 0:
+            raise UnsafePickleError(
+                f"{self.source}: its tensors ask for far more memory than its data holds "
+                "(views that overlap in one storage): the file is corrupt or hostile."
+            )
 
 
 def _load_zip(file: zipfile.ZipFile, source: str):
@@ -247,6 +282,12 @@ def _load_zip(file: zipfile.ZipFile, source: str):
                 record = file.getinfo(f"{prefix}data/{key}")
             except KeyError:
                 raise UnsafePickleError(f"{source} lacks the storage record data/{key}.") from None
+            # torch.save stores records uncompressed: a compressed one could inflate a small file
+            # into gigabytes, and the sizes below are the ones the file really holds.
+            if record.compress_type != zipfile.ZIP_STORED:
+                raise UnsafePickleError(
+                    f"{source}: storage data/{key} is compressed, which torch.save never does: refused."
+                )
             # Checked before reading, so a record's stated size cannot make us allocate.
             if record.file_size != numel * dtype.itemsize:
                 raise UnsafePickleError(
@@ -259,7 +300,7 @@ def _load_zip(file: zipfile.ZipFile, source: str):
 
     with file.open(pickles[0]) as handle:
         obj = _SafeUnpickler(io.BytesIO(handle.read()), storage_factory, source).load()
-    return _resolve(obj, source)
+    return _Resolver(storages.values(), source)(obj)
 
 
 def _load_legacy(stream: io.BufferedIOBase, source: str, file_size: int):
@@ -329,7 +370,7 @@ def _load_legacy(stream: io.BufferedIOBase, source: str, file_size: int):
         storage.array = np.frombuffer(stream.read(numel * dtype.itemsize), dtype).astype(
             dtype.newbyteorder("=")
         )
-    return _resolve(obj, source)
+    return _Resolver(storages.values(), source)(obj)
 
 
 def load(path):
