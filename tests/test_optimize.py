@@ -389,5 +389,5 @@ def test_search_without_keras_tuner_names_the_install(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "keras_tuner", None)  # as if it were not installed
-    with pytest.raises(ImportError, match=r"pip install 'keras-efficientnets\[tuner\]'"):
+    with pytest.raises(ImportError, match=r'pip install "keras_efficientnets\[tuner\]"'):
         search_coefficients([[1.2, 1.1, 1.15]], build_and_evaluate=lambda c: 0.0)

@@ -16,8 +16,11 @@ import warnings
 
 import numpy as np
 
+from keras_efficientnets._common.validation import check_int
+
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_SIZE",
     "ImageError",
     "center_crop",
     "check_images",
@@ -26,6 +29,9 @@ __all__ = [
     "load_image",
 ]
 
+# The largest side `load_image(size=)` and training take: far above any model's resolution (L2's
+# 800), and an image of it (200 MB as float32) still fits in memory.
+MAX_IMAGE_SIZE = 4096
 # The files `image_folder` takes as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -106,6 +112,8 @@ def load_image(path, size: int | None = None, crop_padding: int = 0) -> np.ndarr
         (224, 224, 3)
     """
     path = os.fspath(path)
+    if size is not None:
+        size = check_int("size", size, minimum=1, maximum=MAX_IMAGE_SIZE)
     image = _open(path)
     if size is None:
         return _to_rgb(image)

@@ -33,6 +33,8 @@ def _normalize_strides(strides) -> tuple[int, int]:
 
 _SE_HINT = " Or None for no squeeze-excite."
 # What every stage needs; se_ratio may be None (no squeeze-excite).
+# Far above any published block's (EdgeTPU's 8), and low enough that the widths it makes are numbers.
+MAX_EXPAND_RATIO = 256
 _REQUIRED_FIELDS = ("input_filters", "output_filters", "kernel_size", "strides", "num_repeat", "expand_ratio")
 
 
@@ -138,7 +140,7 @@ class BlockArgs:
         if self.se_ratio is not None:
             check_real("se_ratio", self.se_ratio, minimum=0, maximum=1, min_open=True, hint=_SE_HINT)
             object.__setattr__(self, "se_ratio", _plain_number(self.se_ratio))
-        check_real("expand_ratio", self.expand_ratio, minimum=1)
+        check_real("expand_ratio", self.expand_ratio, minimum=1, maximum=MAX_EXPAND_RATIO)
         object.__setattr__(self, "expand_ratio", _plain_number(self.expand_ratio))
         for field in ("identity_skip", "fused", "condconv"):
             object.__setattr__(self, field, check_bool(field, getattr(self, field)))

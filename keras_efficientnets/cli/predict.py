@@ -189,6 +189,8 @@ def _load_trained_model(path: str):
 
 def _read_classes_file(classes_file: str, outputs: int) -> dict:
     """The class names and image size `train` saved beside a model; {} if there is no such file."""
+    from keras_efficientnets._common.images import MAX_IMAGE_SIZE
+
     if not os.path.isfile(classes_file):
         return {}
     try:
@@ -202,11 +204,11 @@ def _read_classes_file(classes_file: str, outputs: int) -> dict:
         not isinstance(names, list)
         or len(names) != outputs
         or not all(isinstance(n, str) for n in names)
-        or not (size is None or (isinstance(size, int) and size >= 32))
+        or not (size is None or (isinstance(size, int) and 32 <= size <= MAX_IMAGE_SIZE))
     ):
         raise common.CommandError(
-            f"{classes_file} does not hold {outputs} class names (and an image size >= 32), as `train` "
-            "writes it: fix or delete it."
+            f"{classes_file} does not hold {outputs} class names (and an image size of 32 to "
+            f"{MAX_IMAGE_SIZE}), as `train` writes it: fix or delete it."
         )
     return meta
 

@@ -95,9 +95,13 @@ def run(args) -> int:
         raise common.CommandError(
             f"--validation-split must be in [0, 1). Received: --validation-split {args.validation_split}"
         )
+    from keras_efficientnets._common.images import MAX_IMAGE_SIZE
+
     size = args.image_size or model_variant.resolution
-    if size < 32:
-        raise common.CommandError(f"--image-size must be at least 32. Received: --image-size {size}")
+    if not 32 <= size <= MAX_IMAGE_SIZE:
+        raise common.CommandError(
+            f"--image-size must be 32 to {MAX_IMAGE_SIZE}. Received: --image-size {size}"
+        )
     weights = None if args.weights.lower() == "none" else args.weights
     if weights not in (None, "imagenet") and not os.path.isfile(weights):
         raise common.CommandError(

@@ -34,6 +34,12 @@ def _default_exponents(num_coeff: int) -> tuple[float, ...]:
     return (1.0,) + (2.0,) * (num_coeff - 1)
 
 
+# How FLOPs grow with each coefficient: the paper's are 1 (depth) and 2 (width, resolution).
+_MAX_EXPONENT = 100.0
+# The log of the largest coefficient the search computes with: beyond it float64 overflows.
+_MAX_LOG_COEFFICIENT = math.log(1e300)
+
+
 def _check_exponents(exponents, num_coeff=None) -> np.ndarray:
     if exponents is None:
         return np.asarray(_default_exponents(3 if num_coeff is None else num_coeff))
@@ -41,9 +47,9 @@ def _check_exponents(exponents, num_coeff=None) -> np.ndarray:
         values = [float(e) for e in exponents]
     except (TypeError, ValueError):
         values = []
-    if not values or not all(math.isfinite(e) and e > 0 for e in values):
+    if not values or not all(0 < e <= _MAX_EXPONENT for e in values):
         raise ValueError(
-            "`exponents` must be a non-empty sequence of positive numbers, one per "
+            f"`exponents` must be a non-empty sequence of numbers in (0, {_MAX_EXPONENT}], one per "
             f"coefficient, such as (1, 2, 2). Received: exponents={exponents!r}"
         )
     if num_coeff is not None and len(values) != num_coeff:
@@ -80,6 +86,12 @@ def get_compound_coeff_func(phi: float = 1.0, max_cost: float = 2.0, exponents=N
     phi = check_real("phi", phi, minimum=0, min_open=True)
     max_cost = check_real("max_cost", max_cost, minimum=0, min_open=True)
     powers = phi * _check_exponents(exponents)
+    # Meeting the cost with the others at 1, a coefficient reaches max_cost ** (1 / power).
+    if math.log(max_cost) / powers.min() > _MAX_LOG_COEFFICIENT:
+        raise ValueError(
+            f"With phi={phi:g} the coefficients that meet max_cost={max_cost:g} reach "
+            f"max_cost ** (1 / (phi * exponent)), beyond 1e300: use a larger `phi`. Received: phi={phi!r}"
+        )
 
     def compound_coeff(x):
         values = np.asarray(x, dtype=np.float64)
@@ -184,12 +196,13 @@ def optimize_coefficients(
         cost_func = loss_func
     if cost_func is not None and not callable(cost_func):
         raise TypeError(f"`cost_func` must be callable. Received: cost_func={cost_func!r}")
-    rows = search_per_coeff**num_coeff
-    if rows > MAX_GRID_ROWS:
+    # Compared in logarithms: the row count itself can be a number too large to compute.
+    if num_coeff * math.log(search_per_coeff) > math.log(MAX_GRID_ROWS):
+        small = num_coeff * math.log10(search_per_coeff) < 30
+        rows = f"{search_per_coeff**num_coeff:,}" if small else f"{search_per_coeff}**{num_coeff}"
         raise ValueError(
-            f"The grid would have search_per_coeff ** num_coeff = {search_per_coeff}"
-            f"**{num_coeff} = {rows:,} rows ({rows * num_coeff * 8 / 1e9:,.1f} GB), over the "
-            f"limit of {MAX_GRID_ROWS:,}. Lower `search_per_coeff` or `num_coeff`. "
+            f"The grid would have search_per_coeff ** num_coeff = {rows} rows, "
+            f"over the limit of {MAX_GRID_ROWS:,}. Lower `search_per_coeff` or `num_coeff`. "
             f"Received: search_per_coeff={search_per_coeff}, num_coeff={num_coeff}"
         )
 
@@ -227,7 +240,7 @@ def optimize_coefficients(
     if verbose:
         worst = float(np.max(costs[order])) if order.size else float("nan")
         print(
-            f"optimize_coefficients: {rows:,} starts -> {len(results):,} rows in "
+            f"optimize_coefficients: {search_per_coeff**num_coeff:,} starts -> {len(results):,} rows in "
             f"{time.perf_counter() - start_time:.3f} s; largest cost {worst:.3g}"
         )
     return results

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from keras_efficientnets._common.images import MAX_IMAGE_SIZE
 from keras_efficientnets._common.validation import check_bool, check_int, check_real, received
 from keras_efficientnets.arch import layer_names
 from keras_efficientnets.training.data import ImageFolder, image_folder_datasets, split_image_folder
@@ -118,7 +119,11 @@ def train(
     batch_size = check_int("batch_size", batch_size, minimum=1)
     freeze_backbone = check_bool("freeze_backbone", freeze_backbone)
     variant = get_variant(model)
-    size = variant.resolution if image_size is None else check_int("image_size", image_size, minimum=32)
+    size = (
+        variant.resolution
+        if image_size is None
+        else check_int("image_size", image_size, minimum=32, maximum=MAX_IMAGE_SIZE)
+    )
     if learning_rate is None:
         learning_rate = default_learning_rate(freeze_backbone)
     learning_rate = scaled_learning_rate(
