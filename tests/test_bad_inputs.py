@@ -800,6 +800,31 @@ LIBRARY = [
     ("train epochs=0", lambda f: training.train(f.path, epochs=0), ValueError, "epochs"),
     ("train batch_size=2.5", lambda f: training.train(f.path, batch_size=2.5), TypeError, "batch_size"),
     ("train image_size=16", lambda f: training.train(f.path, image_size=16), ValueError, "image_size"),
+    # The data, checked before anything is built.
+    (
+        "train an ImageFolder with a label out of range",
+        lambda f: training.train(training.ImageFolder(["a", "b"], [str(f.path / "ok.png")], [5], [], [])),
+        ValueError,
+        "class indices in [0, 2)",
+    ),
+    (
+        "train an ImageFolder of 2 images and 1 label",
+        lambda f: training.train(training.ImageFolder(["a", "b"], [str(f.path / "ok.png")] * 2, [0], [], [])),
+        ValueError,
+        "2 train images but 1 train labels",
+    ),
+    (
+        "train with every image held out for validation",
+        lambda f: training.train(training.ImageFolder(["a", "b"], [], [], [str(f.path / "ok.png")], [1])),
+        ValueError,
+        "No images are left for training",
+    ),
+    (
+        "train on a file that is no image",
+        lambda f: training.train(training.ImageFolder(["a", "b"], [str(f.text_h5)], [0], [], [])),
+        images.ImageError,
+        "notes.h5",
+    ),
     # Sizes and counts checked before anything is allocated or computed.
     ("train image_size=30000", lambda f: training.train(f.path, image_size=30000), ValueError, "image_size"),
     (

@@ -185,7 +185,7 @@ def test_export_refuses_to_replace_what_is_not_an_earlier_export(tmp_path):
 
 
 def test_an_openvino_pair_is_replaced_together_or_not_at_all(tmp_path, monkeypatch):
-    from keras_efficientnets.deploy import exporter
+    from keras_efficientnets._common import fileio
 
     old_xml, old_bin, new = tmp_path / "m.xml", tmp_path / "m.bin", tmp_path / "new"
     old_xml.write_text("old graph")
@@ -200,9 +200,9 @@ def test_an_openvino_pair_is_replaced_together_or_not_at_all(tmp_path, monkeypat
             raise OSError("disk full")
         real_replace(source, target)
 
-    monkeypatch.setattr(exporter.os, "replace", replace)
+    monkeypatch.setattr(fileio.os, "replace", replace)
     with pytest.raises(OSError, match="disk full"):
-        exporter._replace_together([(new / "m.bin", old_bin), (new / "m.xml", old_xml)], new)
+        fileio.replace_together([(new / "m.bin", old_bin), (new / "m.xml", old_xml)], new)
     assert old_xml.read_text() == "old graph" and old_bin.read_bytes() == b"old weights"
 
 

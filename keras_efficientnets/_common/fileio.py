@@ -15,9 +15,18 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
-__all__ = ["atomic_path", "check_output_name", "check_writable_folder", "file_digest", "write_json"]
+__all__ = [
+    "atomic_path",
+    "check_output_name",
+    "check_writable_folder",
+    "file_digest",
+    "replace_together",
+    "write_json",
+]
 
 
 def file_digest(path, algorithm: str) -> str:
@@ -108,3 +117,34 @@ def write_json(path, data) -> None:
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")
+
+
+def replace_together(moves, folder) -> None:
+    """Renames each (new, target) pair, all or none: the targets there before are moved into
+    `folder` (beside them, on the same file system) first, and put back if any rename fails: an
+    OpenVINO .xml and its .bin, or a trained model and its class names, stay a pair."""
+    moves = [(Path(new), Path(target)) for new, target in moves]
+    folder = Path(folder)
+    aside, placed = [], []
+    try:
+        for index, (_, target) in enumerate(moves):
+            if target.exists():
+                old = folder / f"old-{index}"
+                os.replace(target, old)
+                aside.append((old, target))
+        for new, target in moves:
+            os.replace(new, target)
+            placed.append(target)
+    except BaseException:
+        for target in placed:
+            _remove(target)
+        for old, target in aside:
+            os.replace(old, target)
+        raise
+
+
+def _remove(path: Path):
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()

@@ -87,7 +87,6 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Fine-tunes a named EfficientNet on a folder of class subfolders."""
     from keras_efficientnets import training
-    from keras_efficientnets._common import images
 
     model_variant = common.variant(args.model)
     common.output_path(args.out, "--out", (".keras",))
@@ -107,13 +106,15 @@ def run(args) -> int:
         raise common.CommandError(
             f"No weights file at {weights}. Pass --weights imagenet, none or an existing file."
         )
+    if os.path.isdir(common.classes_path(args.out)):
+        raise common.CommandError(
+            f"{common.classes_path(args.out)} is a folder: the class names are written there. Move it."
+        )
     default_curve = os.path.splitext(args.out)[0] + ".history.png"
     curve = None if args.no_plot else common.png_path(args.plot or default_curve, "--plot")
     require("PIL.Image", "Reading images")
     folder = training.split_image_folder(args.data_dir, args.validation_split, seed=args.seed)
     print(folder.describe())
-    # Every image is decoded once now: a bad file fails here, by name, not an epoch in.
-    images.check_images(folder.train_paths + folder.validation_paths)
 
     common.import_keras()
     training.check_distribution(args.distribute)
@@ -168,16 +169,29 @@ def _split_the_cpu(replicas: int):
 
 
 def _save(model, path, classes, size, variant_name):
-    """The model and its class names, each written atomically (Ctrl-C keeps the old files)."""
-    from keras_efficientnets._common.fileio import atomic_path, write_json
+    """The model and its class names, replaced together or not at all (Ctrl-C keeps the old pair)."""
+    import shutil
+    import tempfile
 
-    with atomic_path(path, suffix=".keras") as temporary:
-        model.save(temporary)
+    from keras_efficientnets._common.fileio import replace_together, write_json
+
     classes_file = common.classes_path(path)
-    write_json(
-        classes_file,
-        {"format": common.CLASSES_FORMAT, "class_names": classes, "image_size": size, "model": variant_name},
-    )
+    folder = tempfile.mkdtemp(prefix=".train-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        model_file, names_file = os.path.join(folder, "model.keras"), os.path.join(folder, "classes.json")
+        model.save(model_file)
+        write_json(
+            names_file,
+            {
+                "format": common.CLASSES_FORMAT,
+                "class_names": classes,
+                "image_size": size,
+                "model": variant_name,
+            },
+        )
+        replace_together([(model_file, path), (names_file, classes_file)], folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"Wrote {path} and {classes_file} (classes: {', '.join(classes)})")
 
 

@@ -25,7 +25,12 @@ from pathlib import Path
 
 import keras
 
-from keras_efficientnets._common.fileio import atomic_path, check_output_name, check_writable_folder
+from keras_efficientnets._common.fileio import (
+    atomic_path,
+    check_output_name,
+    check_writable_folder,
+    replace_together,
+)
 from keras_efficientnets._common.optional import require
 from keras_efficientnets._common.validation import check_choice, received
 from keras_efficientnets.deploy.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_images
@@ -372,7 +377,7 @@ def _openvino(model, path: Path, quantize, images, keep_float, verbose):
             ov_model = _nncf_int8(ov_model, images, keep_float, verbose)
         written = folder / path.name
         openvino.save_model(ov_model, written, compress_to_fp16=quantize == "float16")
-        _replace_together([(written.with_suffix(".bin"), path.with_suffix(".bin")), (written, path)], folder)
+        replace_together([(written.with_suffix(".bin"), path.with_suffix(".bin")), (written, path)], folder)
 
 
 def _openvino_op_names(op):
@@ -452,35 +457,7 @@ def _replace_folder(new: Path, path: Path):
     """`new` in place of `path` (checked by `_check_replaceable`: an earlier SavedModel, or empty)."""
     # A folder cannot be renamed over another: move the old one aside (it is deleted with the
     # temporary folder), then move the new one in.
-    _replace_together([(new, path)], new.parent)
-
-
-def _replace_together(moves, folder: Path):
-    """Renames each (new, target) pair, all or none: the targets there before are moved into
-    `folder` first, and put back if any rename fails (an OpenVINO .xml and its .bin stay a pair)."""
-    aside, placed = [], []
-    try:
-        for index, (_, target) in enumerate(moves):
-            if target.exists():
-                old = folder / f"old-{index}"
-                os.replace(target, old)
-                aside.append((old, target))
-        for new, target in moves:
-            os.replace(new, target)
-            placed.append(target)
-    except BaseException:
-        for target in placed:
-            _remove(target)
-        for old, target in aside:
-            os.replace(old, target)
-        raise
-
-
-def _remove(path: Path):
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+    replace_together([(new, path)], new.parent)
 
 
 # One writer per format of `formats.EXPORT_FORMATS`.

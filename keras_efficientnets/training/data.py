@@ -11,9 +11,15 @@ import dataclasses
 import numpy as np
 
 from keras_efficientnets._common import images
-from keras_efficientnets._common.validation import check_int, check_real
+from keras_efficientnets._common.validation import check_int, check_real, is_int, received
 
-__all__ = ["ImageFolder", "image_dataset", "image_folder_datasets", "split_image_folder"]
+__all__ = [
+    "ImageFolder",
+    "check_image_folder",
+    "image_dataset",
+    "image_folder_datasets",
+    "split_image_folder",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +68,43 @@ def split_image_folder(root, validation_split: float = 0.2, seed: int = 0) -> Im
         validation_labels=[labels[i] for i in validation],
         skipped_folders=tuple(images.hidden_folders(root)),
     )
+
+
+def check_image_folder(folder: ImageFolder, progress=None) -> None:
+    """Checks a training set before anything is built: names and labels that agree, a non-empty
+    training split, and every image decodable (a bad file fails now, by name, not an epoch in).
+
+    Args:
+        folder: The split to train on.
+        progress: Called with the number of images decoded so far.
+
+    Raises:
+        TypeError: `folder` is no `ImageFolder`.
+        ValueError: Lengths that differ, labels outside the classes, no training images, or an
+            image that cannot be read (`images.ImageError`, naming the file).
+    """
+    if not isinstance(folder, ImageFolder):
+        raise TypeError(f"`data_dir` must be a folder or an ImageFolder. {received('data_dir', folder)}")
+    names = folder.class_names
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"An ImageFolder needs at least 2 class names. Received: class_names={names!r}")
+    for split in ("train", "validation"):
+        paths, labels = getattr(folder, f"{split}_paths"), getattr(folder, f"{split}_labels")
+        if len(paths) != len(labels):
+            raise ValueError(
+                f"The ImageFolder has {len(paths)} {split} images but {len(labels)} {split} labels."
+            )
+        wrong = [label for label in labels if not is_int(label) or not 0 <= label < len(names)]
+        if wrong:
+            raise ValueError(
+                f"{split}_labels must be class indices in [0, {len(names)}). Received: {wrong[:5]!r}"
+            )
+    if not folder.train_paths:
+        raise ValueError(
+            f"No images are left for training ({len(folder.validation_paths)} held out for validation): "
+            "lower `validation_split` or add images."
+        )
+    images.check_images(folder.train_paths + folder.validation_paths, progress)
 
 
 def image_dataset(paths, labels, image_size: int, batch_size: int, *, shuffle_seed: int | None = None):

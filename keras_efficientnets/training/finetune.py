@@ -10,7 +10,12 @@ import os
 from keras_efficientnets._common.images import MAX_IMAGE_SIZE
 from keras_efficientnets._common.validation import check_bool, check_int, check_real, received
 from keras_efficientnets.arch import layer_names
-from keras_efficientnets.training.data import ImageFolder, image_folder_datasets, split_image_folder
+from keras_efficientnets.training.data import (
+    ImageFolder,
+    check_image_folder,
+    image_folder_datasets,
+    split_image_folder,
+)
 from keras_efficientnets.training.distribution import check_distribution, distribution_scope
 
 __all__ = [
@@ -134,6 +139,9 @@ def train(
         if isinstance(data_dir, ImageFolder)
         else split_image_folder(data_dir, validation_split, seed=seed)
     )
+    check_image_folder(
+        folder, _checking_progress(len(folder.train_paths) + len(folder.validation_paths), verbose)
+    )
     keras.utils.set_random_seed(seed)
     with distribution_scope(distribute) as (replicas, worker, is_chief):
         if batch_size % replicas:
@@ -242,3 +250,13 @@ def _augmentation():
         name="augmentation",
     )
     return lambda x, y: (augment(x, training=True), y)
+
+
+def _checking_progress(count: int, verbose):
+    """With `verbose`, a progress bar over the `count` images `check_image_folder` decodes."""
+    if not verbose or not count:
+        return None
+    import keras
+
+    print(f"Checking that the {count} images decode")
+    return keras.utils.Progbar(count).update
