@@ -765,6 +765,30 @@ LIBRARY = [
         "(NaN or infinite)",
     ),
     (
+        "OnnxPredictor of a broken .onnx",
+        lambda f: OnnxPredictor(f.broken_onnx),
+        ValueError,
+        "broken.onnx could not be loaded by ONNX Runtime",
+    ),
+    (
+        "LiteRTPredictor of a broken .tflite",
+        lambda f: LiteRTPredictor(f.broken_tflite),
+        ValueError,
+        "broken.tflite could not be loaded by LiteRT",
+    ),
+    (
+        "OpenVINOPredictor of a broken .xml",
+        lambda f: OpenVINOPredictor(f.broken_xml),
+        ValueError,
+        "broken.xml could not be loaded by OpenVINO",
+    ),
+    (
+        "load_predictor of a broken .onnx",
+        lambda f: load_predictor(f.broken_onnx),
+        ValueError,
+        "could not be loaded by ONNX Runtime",
+    ),
+    (
         "OnnxPredictor of a missing file",
         lambda f: OnnxPredictor(f.path / "none.onnx"),
         FileNotFoundError,
@@ -951,6 +975,14 @@ def files(tmp_path_factory):
     Image.fromarray(np.zeros((4, 4, 3), "uint8")).save(path / "ok.png")
     found.tiny_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     _write_hostile_weights(found)
+    # Files of the right names and first bytes whose insides are broken (as a crashed copy leaves them).
+    found.broken_onnx = path / "broken.onnx"
+    found.broken_onnx.write_bytes(b"\x08\x07\x12\x07tf2onnx" + bytes(range(256)) * 4)
+    found.broken_tflite = path / "broken.tflite"
+    found.broken_tflite.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(range(256)) * 4)
+    found.broken_xml = path / "broken.xml"
+    found.broken_xml.write_text("<?xml version='1.0'?>\n<net name='x' version='11'><layers><layer id='0'")
+    (path / "broken.bin").write_bytes(bytes(64))
     return found
 
 

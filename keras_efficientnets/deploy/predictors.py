@@ -19,6 +19,7 @@ folder      TensorFlow (SavedModel)   installed with the package
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -38,6 +39,20 @@ __all__ = [
 ]
 
 
+@contextlib.contextmanager
+def _runtime_errors(path, doing: str):
+    """A runtime's own exception about a file (ONNX Runtime's InvalidProtobuf, OpenVINO's or
+    TensorFlow's RuntimeError, ...) as our ValueError, naming the file; the original is chained."""
+    try:
+        yield
+    except Exception as error:
+        detail = (str(error).strip().splitlines() or [""])[0][:300]
+        raise ValueError(
+            f"{path} could not be {doing} ({type(error).__name__}: {detail}). Is it a complete, "
+            "unmodified file written by `export`?"
+        ) from error
+
+
 class Predictor:
     """What every runtime's predictor shares: input checks, batching, outputs by name.
 
@@ -52,15 +67,18 @@ class Predictor:
 
     def __call__(self, images) -> np.ndarray | dict[str, np.ndarray]:
         """The outputs for one batch of images."""
-        return self._named(self._run(self._checked(images)))
+        images = self._checked(images)
+        with _runtime_errors(self.path, "run"):
+            return self._named(self._run(images))
 
     def predict(self, images, batch_size: int = 32) -> np.ndarray | dict[str, np.ndarray]:
         """The outputs for any number of images, run `batch_size` at a time."""
         batch_size = check_int("batch_size", batch_size, minimum=1)
         images = self._checked(images)
-        batches = [
-            self._run(images[start : start + batch_size]) for start in range(0, len(images), batch_size)
-        ]
+        with _runtime_errors(self.path, "run"):
+            batches = [
+                self._run(images[start : start + batch_size]) for start in range(0, len(images), batch_size)
+            ]
         return self._named([np.concatenate(outputs) for outputs in zip(*batches, strict=True)])
 
     def _named(self, outputs: list[np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
@@ -109,9 +127,10 @@ class OnnxPredictor(Predictor):
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = check_int("threads", threads, minimum=1)
-        self.session = onnxruntime.InferenceSession(
-            str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        with _runtime_errors(self.path, "loaded by ONNX Runtime"):
+            self.session = onnxruntime.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.input_shape = _static_shape(model_input.shape)
@@ -136,8 +155,9 @@ class LiteRTPredictor(Predictor):
         self.path = _existing_file(path, "LiteRT (.tflite)")
         if threads is not None:
             threads = check_int("threads", threads, minimum=1)
-        self.interpreter = interpreter_lib.Interpreter(model_path=str(self.path), num_threads=threads)
-        signatures = self.interpreter.get_signature_list()
+        with _runtime_errors(self.path, "loaded by LiteRT"):
+            self.interpreter = interpreter_lib.Interpreter(model_path=str(self.path), num_threads=threads)
+            signatures = self.interpreter.get_signature_list()
         if not signatures:
             raise ValueError(
                 f"{self.path} has no signature to run; export it with `export(format='litert')`."
@@ -177,8 +197,9 @@ class OpenVINOPredictor(Predictor):
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = check_int("threads", threads, minimum=1)
         core = openvino.Core()
-        model = core.read_model(str(self.path))
-        self.compiled = core.compile_model(model, "CPU", config)
+        with _runtime_errors(self.path, "loaded by OpenVINO"):
+            model = core.read_model(str(self.path))
+            self.compiled = core.compile_model(model, "CPU", config)
         self.input_name = model.inputs[0].get_any_name()
         self.input_shape = tuple(
             None if dim.is_dynamic else dim.get_length()
@@ -206,7 +227,8 @@ class SavedModelPredictor(Predictor):
             raise FileNotFoundError(
                 f"No SavedModel (saved_model.pb) in `path`. {received('path', str(path))}"
             )
-        self.loaded = tf.saved_model.load(str(self.path))
+        with _runtime_errors(self.path, "loaded by TensorFlow"):
+            self.loaded = tf.saved_model.load(str(self.path))
         if "serving_default" not in self.loaded.signatures:
             raise ValueError(f"{self.path} has no serving_default signature; export it with this package.")
         self.signature = self.loaded.signatures["serving_default"]

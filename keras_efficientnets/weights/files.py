@@ -142,7 +142,12 @@ def read_weights_file(path) -> dict:
             if "layer_names" in root.attrs or "model_weights" in root or "layer_names0" in root.attrs:
                 return _read_legacy_h5(root)
             return _read_keras3_h5(root)
-    except (OSError, KeyError, zipfile.BadZipFile) as error:
+    except (
+        OSError,
+        KeyError,
+        RuntimeError,
+        zipfile.BadZipFile,
+    ) as error:  # h5py: RuntimeError for damaged data
         raise ValueError(
             f"Could not read weights from {path!r}: the file is truncated, corrupt or not a "
             f"Keras weights file ({type(error).__name__}: {error}). Delete it and download or "
