@@ -709,6 +709,13 @@ LIBRARY = [
         "opset",
     ),
     ("export model='m.keras'", lambda f: export("m.keras", f.path / "m.tflite"), TypeError, "model"),
+    (
+        "export over a folder of the user's files",
+        lambda f: export(f.tiny_model, f.path),
+        FileExistsError,
+        "holds no SavedModel",
+    ),
+    ("export path=''", lambda f: export(f.tiny_model, ""), ValueError, "must name the file or folder"),
     ("export path='m.pt'", lambda f: export(f.tiny_model, f.path / "m.pt"), ValueError, "must end in"),
     ("load_predictor path=3", lambda f: load_predictor(3), TypeError, "Received: path=3"),
     (
