@@ -179,16 +179,16 @@ def infer(model, x):
 FLOAT32_ROUND_OFF = 2e-5
 
 
-def assert_same_network_outputs(actual, expected, floor=0.0):
+def assert_same_network_outputs(actual, expected, floor=0.0, err_msg=""):
     """`actual` equals `expected` (arrays, or dicts of them) up to float32 round-off (`FLOAT32_ROUND_OFF`
     of the largest magnitude of each, but no less than `floor`)."""
     if isinstance(expected, dict):
         assert sorted(actual) == sorted(expected)
         for name in expected:
-            assert_same_network_outputs(actual[name], expected[name], floor)
+            assert_same_network_outputs(actual[name], expected[name], floor, err_msg=name)
         return
     tolerance = max(floor, FLOAT32_ROUND_OFF * float(np.abs(expected).max()))
-    np.testing.assert_allclose(actual, expected, atol=tolerance, rtol=0)
+    np.testing.assert_allclose(actual, expected, atol=tolerance, rtol=0, err_msg=err_msg)
 
 
 def outputs_after_reload_in_fresh_process(model, tmp_path, x):
