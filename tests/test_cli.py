@@ -227,9 +227,10 @@ def test_train_then_predict_with_the_saved_model(image_folder, tmp_path):
     assert sorted(ranked) == ["blue", "red"]
 
 
-@pytest.mark.parametrize(
-    "quantize", [pytest.param(None, id="float32"), pytest.param("int8", marks=pytest.mark.slow, id="int8")]
-)
+# Slow: the library's exports run in the default suite (test_export.py), the command's options and
+# errors in the bad-input corpus.
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", [pytest.param(None, id="float32"), pytest.param("int8", id="int8")])
 def test_export_then_predict_with_the_exported_file(quantize, tmp_path):
     pytest.importorskip("ai_edge_litert")
     out = tmp_path / "lite0.tflite"

@@ -24,7 +24,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: ke.EfficientNetB0(weights=None, input_shape=(96, 96, 3), classifier_activation=None),
+        # Slow, as every variant's export is (test_every_variant_exports_to_onnx): Lite0 keeps
+        # the default suite's check of ONNX Runtime against Keras.
+        pytest.param(
+            lambda: ke.EfficientNetB0(weights=None, input_shape=(96, 96, 3), classifier_activation=None),
+            marks=pytest.mark.slow,
+        ),
         pytest.param(
             lambda: ke.EfficientNetB0(weights=None, include_top=False, input_shape=(96, 96, 3)),
             marks=pytest.mark.slow,
