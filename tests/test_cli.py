@@ -273,6 +273,7 @@ def test_train_on_two_mirrored_replicas_then_reload_without_this_package(image_f
     assert "(1, 2)" in reloaded.stdout
 
 
+@pytest.mark.slow  # the command's convert runs in the default suite in the next test
 def test_convert_a_keras_applications_h5(tmp_path):
     source = EfficientNetB0(weights=None)
     kernel = source.get_layer("block6b_project_conv").kernel

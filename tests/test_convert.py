@@ -88,7 +88,8 @@ def _write_tf1_checkpoint(values, path):
 @pytest.mark.parametrize(
     "constructor, variant, scope, size",
     [
-        (EfficientNetB0, "b0", "efficientnet-b0", 224),
+        # Lite0's conversion runs in the default suite, B0's (the same code, more layers) with the slow tests.
+        pytest.param(EfficientNetB0, "b0", "efficientnet-b0", 224, marks=pytest.mark.slow),
         (EfficientNetLite0, "lite0", "efficientnet-lite0", 224),
     ],
 )

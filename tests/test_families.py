@@ -171,11 +171,9 @@ def test_keras_applications_v2_loads_our_weight_files(tmp_path):
 # The new block kinds compute, save, fold and export like the others
 # --------------------------------------------------------------------------- #
 FAMILY_MEMBERS = ["EfficientNetV2B0", "EfficientNetEdgeTPUS", "EfficientNetCondConvB0_4e"]
-# The slower subprocess and export checks run CondConv's (whose routing is the one graph of
-# built-in layers and slicing ops the other families lack) by default, the others with the slow tests.
-FAMILY_MEMBERS_SLOW = [pytest.param(name, marks=pytest.mark.slow) for name in FAMILY_MEMBERS[:2]] + [
-    FAMILY_MEMBERS[2]
-]
+# The slower subprocess and export checks of every family run with the slow tests (a B0's and a
+# backbone's reload in a fresh process stay in the default suite: test_model, test_features).
+FAMILY_MEMBERS_SLOW = [pytest.param(name, marks=pytest.mark.slow) for name in FAMILY_MEMBERS]
 # ONNX export: EdgeTPU's by default (the quickest to export); V2's and CondConv's (tf2onnx takes
 # 20 s over its expert branches) with the slow tests.
 FAMILY_EXPORTS = [pytest.param(FAMILY_MEMBERS[0], marks=pytest.mark.slow), FAMILY_MEMBERS[1]] + [
