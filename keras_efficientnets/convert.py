@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import os
 
+import keras_efficientnets.weights.checkpoints as checkpoints
+import keras_efficientnets.weights.loading as weights_lib
+import keras_efficientnets.weights.torch_pickle as torch_pickle
 from keras_efficientnets._common.fileio import check_writable_folder
 from keras_efficientnets._common.validation import check_choice
 from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.scaling import plan_variant
 from keras_efficientnets.arch.variants import get_variant
 from keras_efficientnets.models import builder as model_lib
-from keras_efficientnets.weights import checkpoints, torch_pickle
-from keras_efficientnets.weights import loading as weights_lib
 from keras_efficientnets.weights.files import assign_weights, read_weights_file
 
 __all__ = [

@@ -39,3 +39,11 @@ def test_the_2019_imports_work_in_a_fresh_process():
 def test_an_unknown_module_is_still_an_import_error():
     with pytest.raises(ModuleNotFoundError, match="keras_efficientnets.no_such_module"):
         importlib.import_module("keras_efficientnets.no_such_module")
+
+
+def test_the_weights_package_gives_loadings_public_names():
+    import keras_efficientnets.weights as weights
+    from keras_efficientnets.weights import loading
+
+    assert weights.__all__ == loading.__all__
+    assert all(getattr(weights, name) is getattr(loading, name) for name in weights.__all__)

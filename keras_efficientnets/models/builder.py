@@ -13,6 +13,7 @@ import dataclasses
 
 import keras
 
+import keras_efficientnets.weights.loading as weights_lib
 from keras_efficientnets._common.validation import check_bool, received
 from keras_efficientnets.arch.preprocessing import resolve_normalization
 from keras_efficientnets.arch.variants import FAMILIES, VARIANTS, Variant
@@ -21,7 +22,6 @@ from keras_efficientnets.models.build_config import BuildConfig
 from keras_efficientnets.models.features import feature_extractor
 from keras_efficientnets.models.graph_depth import room_for_graph_walk
 from keras_efficientnets.models.remat import copy_weights_from_twin
-from keras_efficientnets.weights import loading as weights_lib
 
 __all__ = ["BuildConfig", "EfficientNet", "build"] + [
     variant.constructor_name for variant in VARIANTS.values()

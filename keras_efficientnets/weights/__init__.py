@@ -10,7 +10,31 @@
 ``keras_efficientnets.weights`` module of earlier releases did.
 """
 
-from keras_efficientnets.weights import loading as _loading
-from keras_efficientnets.weights.loading import *  # noqa: F403
+import importlib
 
-__all__ = list(_loading.__all__)
+# `loading`'s public names, loaded on first use: importing a submodule (torch_pickle, say) then
+# runs nothing else, and `loading`, which imports its siblings, never imports this package back.
+__all__ = [
+    "KERAS_APPLICATIONS_BASE_URL",
+    "KERAS_APPLICATIONS_V2_BASE_URL",
+    "KERAS_APPLICATIONS_WEIGHTS",
+    "KerasApplicationsFiles",
+    "SIDECAR_FORMAT",
+    "WeightsDownloadError",
+    "adapt_input_channels",
+    "assign_weights",
+    "imagenet_source",
+    "load_weights_into",
+    "normalization_for_weights",
+    "read_sidecar",
+    "read_weights_file",
+    "sidecar_path",
+    "validate_weights_argument",
+    "write_weights",
+]
+
+
+def __getattr__(name):
+    if name in __all__:
+        return getattr(importlib.import_module("keras_efficientnets.weights.loading"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

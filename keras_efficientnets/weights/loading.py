@@ -31,11 +31,12 @@ import os
 
 import numpy as np
 
+import keras_efficientnets.weights.checkpoints as checkpoints
+import keras_efficientnets.weights.torch_pickle as torch_pickle
 from keras_efficientnets._common.fileio import atomic_path, file_digest, write_json
 from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.preprocessing import resolve_normalization
 from keras_efficientnets.arch.scaling import ModelPlan, plan_variant
-from keras_efficientnets.weights import checkpoints, torch_pickle
 from keras_efficientnets.weights.downloads import WeightsDownloadError, fetch
 from keras_efficientnets.weights.files import assign_weights, read_weights_file
 
