@@ -24,6 +24,7 @@ __all__ = [
     "check_output_name",
     "check_writable_folder",
     "file_digest",
+    "folder_beside",
     "replace_together",
     "write_json",
 ]
@@ -117,6 +118,16 @@ def write_json(path, data) -> None:
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")
+
+
+@contextlib.contextmanager
+def folder_beside(path):
+    """A temporary folder in `path`'s folder (so that renames out of it are atomic), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{Path(path).name}.", dir=Path(path).parent.absolute()))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def replace_together(moves, folder) -> None:

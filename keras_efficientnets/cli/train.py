@@ -170,15 +170,11 @@ def _split_the_cpu(replicas: int):
 
 def _save(model, path, classes, size, variant_name):
     """The model and its class names, replaced together or not at all (Ctrl-C keeps the old pair)."""
-    import shutil
-    import tempfile
-
-    from keras_efficientnets._common.fileio import replace_together, write_json
+    from keras_efficientnets._common.fileio import folder_beside, replace_together, write_json
 
     classes_file = common.classes_path(path)
-    folder = tempfile.mkdtemp(prefix=".train-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        model_file, names_file = os.path.join(folder, "model.keras"), os.path.join(folder, "classes.json")
+    with folder_beside(path) as folder:
+        model_file, names_file = folder / "model.keras", folder / "classes.json"
         model.save(model_file)
         write_json(
             names_file,
@@ -190,8 +186,6 @@ def _save(model, path, classes, size, variant_name):
             },
         )
         replace_together([(model_file, path), (names_file, classes_file)], folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     print(f"Wrote {path} and {classes_file} (classes: {', '.join(classes)})")
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from keras_efficientnets._common.fileio import (
     atomic_path,
     check_output_name,
     check_writable_folder,
+    folder_beside,
     replace_together,
 )
 from keras_efficientnets._common.optional import require
@@ -369,7 +369,7 @@ def _chunk_size(count: int, largest: int = 16) -> int:
 
 def _openvino(model, path: Path, quantize, images, keep_float, verbose):
     openvino = require("openvino", "OpenVINO export")
-    with _fresh_folder_beside(path) as folder:
+    with folder_beside(path) as folder:
         # From our ONNX file rather than Keras's OpenVINO export: that one converts the TF graph,
         # where every swish (a tf.custom_gradient) leaves a dangling extra output in the IR.
         ov_model = openvino.convert_model(export_onnx(model, folder / "float.onnx"))
@@ -437,20 +437,10 @@ def _quiet_nncf(nncf):
 
 
 def _saved_model(model, path: Path, quantize, images, keep_float, verbose):
-    with _fresh_folder_beside(path) as folder:
+    with folder_beside(path) as folder:
         written = folder / "saved_model"
         model.export(str(written), format="tf_saved_model", input_signature=_signature(model), verbose=False)
         _replace_folder(written, path)
-
-
-@contextlib.contextmanager
-def _fresh_folder_beside(path: Path):
-    """A temporary folder in `path`'s folder (so that renames out of it are atomic), removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent.absolute()))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _replace_folder(new: Path, path: Path):
