@@ -772,6 +772,12 @@ LIBRARY = [
         "(NaN or infinite)",
     ),
     (
+        "weights file with a name that is not UTF-8",
+        lambda f: read_weights_file(f.non_utf8_name_weights),
+        ValueError,
+        "non_utf8_name_weights.weights.h5': the file is truncated, corrupt",
+    ),
+    (
         "OnnxPredictor of a broken .onnx",
         lambda f: OnnxPredictor(f.broken_onnx),
         ValueError,
@@ -1011,6 +1017,10 @@ def _write_hostile_weights(found):
             name, (100000, 100000, 10), "float32", chunks=True
         ),
         "nan_weights": lambda f, name, d: f.create_dataset(name, data=np.full(d.shape, np.nan, d.dtype)),
+        # A damaged name: h5py's visitor turns the UnicodeDecodeError into a SystemError.
+        "non_utf8_name_weights": lambda f, name, d: f.create_dataset(
+            name.encode() + b"\xc3\x28", d.shape, d.dtype
+        ),
     }
     for label, edit in edits.items():
         path = found.path / f"{label}.weights.h5"

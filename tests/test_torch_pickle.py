@@ -102,19 +102,18 @@ def _write_zip(path, obj, prefix="archive", compression=zipfile.ZIP_STORED):
         archive.writestr(f"{prefix}/version", "3\n")
 
 
+# The first three pickles of a legacy file: magic number, protocol version, system info.
+_LEGACY_HEADER = (
+    0x1950A86A20F9469CFC6C,
+    1001,
+    {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
+)
+
+
 def _write_legacy(path, obj, record_numel=None):
     with open(path, "wb") as f:
-        pickle.dump(0x1950A86A20F9469CFC6C, f, protocol=2)
-        pickle.dump(1001, f, protocol=2)
-        pickle.dump(
-            {
-                "protocol_version": 1001,
-                "little_endian": True,
-                "type_sizes": {"short": 2, "int": 4, "long": 4},
-            },
-            f,
-            protocol=2,
-        )
+        for header in _LEGACY_HEADER:
+            pickle.dump(header, f, protocol=2)
         pickler = _Pickler(f)
         pickler.dump(obj)
         keys = sorted(pickler.storages)
@@ -274,6 +273,45 @@ def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", data)
     with pytest.raises(UnsafePickleError, match="nests containers deeper than 32 levels"):
+        torch_pickle.load(path)
+
+
+def _zip_with_pickle(path, data: bytes):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", data)
+
+
+def test_a_damaged_memo_index_is_refused_before_the_unpickler_sizes_its_memo(tmp_path):
+    # None, then LONG_BINPUT 2**31: the unpickler would allocate and clear a 2**32-entry memo (32 GB).
+    path = tmp_path / "memo.pth"
+    _zip_with_pickle(path, b"\x80\x02Nr" + struct.pack("<I", 2**31) + b".")
+    with pytest.raises(UnsafePickleError, match="names memo entry 2147483648 after 2 opcodes"):
+        torch_pickle.load(path)
+
+
+def test_a_damaged_length_reads_no_more_than_the_file_holds(tmp_path):
+    # The object pickle of a legacy file starts with BINBYTES8 of 2**50 bytes: read as stated,
+    # the file's reader would allocate a petabyte first.
+    path = tmp_path / "length.pth"
+    header = b"".join(pickle.dumps(x, protocol=2) for x in _LEGACY_HEADER)
+    path.write_bytes(header + b"\x80\x02\x8e" + struct.pack("<Q", 2**50) + b"abc")
+    with pytest.raises(UnsafePickleError, match="is corrupt .*ValueError.*only 3 remain"):
+        torch_pickle.load(path)
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"\x80\x02}Na.", "AttributeError"),  # APPEND to a dict
+        (b"\x80\x02))R.", "TypeError"),  # REDUCE with a tuple as the callable
+        (b"\x80\x02X\x02\x00\x00\x00\xc3\x28.", "UnicodeDecodeError"),  # a name that is not UTF-8
+    ],
+    ids=["append-to-dict", "call-a-tuple", "not-utf8"],
+)
+def test_damaged_opcodes_are_our_error(data, error, tmp_path):
+    path = tmp_path / "damaged.pth"
+    _zip_with_pickle(path, data)
+    with pytest.raises(UnsafePickleError, match=f"is corrupt \\({error}"):
         torch_pickle.load(path)
 
 

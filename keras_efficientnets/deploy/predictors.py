@@ -156,22 +156,58 @@ class LiteRTPredictor(Predictor):
         if threads is not None:
             threads = check_int("threads", threads, minimum=1)
         with _runtime_errors(self.path, "loaded by LiteRT"):
+            damage = _shape_damage(interpreter_lib, self.path)
+        if damage:
+            raise ValueError(f"{self.path} is damaged: {damage}")
+        with _runtime_errors(self.path, "loaded by LiteRT"):
             self.interpreter = interpreter_lib.Interpreter(model_path=str(self.path), num_threads=threads)
             signatures = self.interpreter.get_signature_list()
         if not signatures:
             raise ValueError(
                 f"{self.path} has no signature to run; export it with `export(format='litert')`."
             )
-        # The signature runner resizes the input to each batch by itself.
-        self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
-        (self.input_name,) = self.runner.get_input_details()
-        details = self.runner.get_input_details()[self.input_name]
-        self.input_shape = _static_shape(details["shape_signature"])
-        self.output_names = list(self.runner.get_output_details())
+        with _runtime_errors(self.path, "loaded by LiteRT"):
+            # The signature runner resizes the input to each batch by itself.
+            self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+            (self.input_name,) = self.runner.get_input_details()
+            details = self.runner.get_input_details()[self.input_name]
+            self.input_shape = _static_shape(details["shape_signature"])
+            self.output_names = list(self.runner.get_output_details())
 
     def _run(self, batch):
         outputs = self.runner(**{self.input_name: batch})
         return [outputs[name] for name in self.output_names]
+
+
+def _shape_damage(interpreter_lib, path: Path) -> str | None:
+    """The first tensor of a ``.tflite`` file declared with a shape its operator does not make.
+
+    XNNPACK sizes its buffers by the declared shapes, so one damaged dimension can ask for
+    gigabytes (found by fuzzing: one byte turned an 8 into 4128776, 12 GB). LiteRT's reference
+    kernels recompute every shape when tensors are allocated; an interpreter with no delegate,
+    allocated but never run, shows any difference without touching that memory.
+    """
+    reference = interpreter_lib.Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=interpreter_lib.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    declared = {tensor["index"]: tensor for tensor in reference.get_tensor_details()}
+    reference.allocate_tensors()
+    for tensor in reference.get_tensor_details():
+        if tensor["index"] not in declared:  # the kernels' scratch tensors
+            continue
+        shape = tuple(int(d) for d in declared[tensor["index"]]["shape"])
+        signature = tuple(int(d) for d in declared[tensor["index"]]["shape_signature"])
+        computed = tuple(int(d) for d in tensor["shape"])
+        agrees_with_signature = len(signature) == len(shape) and all(
+            s in (-1, d) for d, s in zip(shape, signature, strict=True)
+        )
+        if computed != shape or not agrees_with_signature:
+            return (
+                f"tensor {tensor['name']!r} is declared with shape {shape} (signature "
+                f"{signature}), but its operator makes {computed}."
+            )
+    return None
 
 
 class OpenVINOPredictor(Predictor):

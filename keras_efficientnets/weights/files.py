@@ -80,12 +80,18 @@ def _read_keras3_h5(root) -> dict:
 _MAX_DATASET_BYTES = 2**31
 
 
-def _check_self_contained(root, path: str) -> None:
-    """Refuses a file that would make reading it touch other files (HDF5 external links, external
-    storage, virtual datasets) or declares a dataset larger than any weight."""
+# What h5py raises for a damaged file: RuntimeError for damaged data, UnicodeDecodeError for a
+# damaged name, ValueError for a damaged data type, ...; an error inside a visitor (`visititems`)
+# arrives as a SystemError caused by it.
+_DAMAGED_FILE_ERRORS = (OSError, KeyError, RuntimeError, ValueError, SystemError, zipfile.BadZipFile)
+
+
+def _outside_problem(root) -> str | None:
+    """Why reading the file would touch other files (HDF5 external links, external storage,
+    virtual datasets) or more memory than any weight takes; None if it would not."""
     import h5py
 
-    problems = []  # h5py's visitors must not raise: collected, then raised
+    problems = []  # h5py's visitors must not raise: collected, then the first returned
 
     def check_link(name, link):
         if isinstance(link, h5py.ExternalLink):
@@ -106,8 +112,7 @@ def _check_self_contained(root, path: str) -> None:
     root.visititems_links(check_link)
     if not problems:  # visiting the items follows the links
         root.visititems(check_dataset)
-    if problems:
-        raise ValueError(f"{path} {problems[0]}: a weights file must hold its own weights.")
+    return problems[0] if problems else None
 
 
 def read_weights_file(path) -> dict:
@@ -127,32 +132,39 @@ def read_weights_file(path) -> dict:
         >>> sorted(read_weights_file("/tmp/_example.weights.h5")["d"])
         [0, 1]
     """
-    import h5py
-
     path = os.fspath(path)
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                data = archive.read("model.weights.h5")
-            with h5py.File(io.BytesIO(data), "r") as root:
-                _check_self_contained(root, path)
-                return _read_keras3_h5(root)
-        with h5py.File(path, "r") as root:
-            _check_self_contained(root, path)
-            if "layer_names" in root.attrs or "model_weights" in root or "layer_names0" in root.attrs:
-                return _read_legacy_h5(root)
-            return _read_keras3_h5(root)
-    except (
-        OSError,
-        KeyError,
-        RuntimeError,
-        zipfile.BadZipFile,
-    ) as error:  # h5py: RuntimeError for damaged data
+        problem, table = _read_checked(path)
+    except _DAMAGED_FILE_ERRORS as error:
+        if isinstance(error, SystemError) and error.__cause__ is not None:
+            error = error.__cause__
         raise ValueError(
             f"Could not read weights from {path!r}: the file is truncated, corrupt or not a "
             f"Keras weights file ({type(error).__name__}: {error}). Delete it and download or "
             "convert it again."
         ) from None
+    if problem:
+        raise ValueError(f"{path} {problem}: a weights file must hold its own weights.")
+    return table
+
+
+def _read_checked(path: str) -> tuple[str | None, dict | None]:
+    """(why the file is refused, None) before anything is read, or (None, its weight table)."""
+    import h5py
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read("model.weights.h5")
+        with h5py.File(io.BytesIO(data), "r") as root:
+            return _checked_table(root, _read_keras3_h5)
+    with h5py.File(path, "r") as root:
+        legacy = "layer_names" in root.attrs or "model_weights" in root or "layer_names0" in root.attrs
+        return _checked_table(root, _read_legacy_h5 if legacy else _read_keras3_h5)
+
+
+def _checked_table(root, reader) -> tuple[str | None, dict | None]:
+    problem = _outside_problem(root)
+    return (problem, None) if problem else (None, reader(root))
 
 
 # ---------------------------------------------------------------------------

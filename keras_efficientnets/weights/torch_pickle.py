@@ -23,6 +23,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
 
@@ -51,7 +52,7 @@ _STORAGE_DTYPES = {
 
 
 class UnsafePickleError(pickle.UnpicklingError):
-    """The file asks for a global outside the allow-list, or is not a tensor checkpoint."""
+    """The file asks for a global outside the allow-list, or is not a tensor checkpoint, or is damaged."""
 
 
 class _StorageType:
@@ -66,9 +67,7 @@ class _Storage:
     """A storage named in the pickle; its bytes arrive later (legacy) or on demand (zip)."""
 
     def __init__(self, key: str, storage_type: _StorageType, numel: int):
-        self.key = key
-        self.storage_type = storage_type
-        self.numel = numel
+        self.key, self.storage_type, self.numel = key, storage_type, numel
         self.array: np.ndarray | None = None
 
 
@@ -76,19 +75,14 @@ class _StorageView:
     """Legacy layout only: a storage that is a slice of another one."""
 
     def __init__(self, base: _Storage, offset: int, numel: int):
-        self.base = base
-        self.offset = offset
-        self.numel = numel
+        self.base, self.offset, self.numel = base, offset, numel
 
 
 class _PendingTensor:
     """A tensor whose storage bytes are not read yet."""
 
     def __init__(self, storage, offset, size, stride):
-        self.storage = storage
-        self.offset = offset
-        self.size = tuple(size)
-        self.stride = tuple(stride)
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
@@ -128,8 +122,13 @@ class _SafeUnpickler(pickle.Unpickler):
 
     def __init__(self, file, storage_factory, source: str):
         super().__init__(file, encoding="latin1")
+        self._file = file
         self._storage_factory = storage_factory
         self._source = source
+
+    def load(self):
+        _check_opcodes(self._file, self._source)
+        return super().load()
 
     def find_class(self, module, name):
         allowed = _ALLOWED_GLOBALS.get((module, name))
@@ -260,6 +259,50 @@ class _Resolver:
             )
 
 
+class _BoundedReader:
+    """A file as the unpickler reads it, never asked for more than the file has left.
+
+    A damaged length in a pickle (up to 2**64) would otherwise make the read allocate that much
+    before finding the file shorter; a line (text opcodes) is at most `_MAX_PICKLE_LINE` bytes.
+    """
+
+    def __init__(self, stream: io.BufferedIOBase, size: int):
+        self.stream, self.size = stream, size
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.size - self.stream.tell()
+        return self.stream.read(left if n is None or n < 0 else min(n, left))
+
+    def readline(self, limit: int = -1) -> bytes:
+        return self.stream.readline(_MAX_PICKLE_LINE)
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+    def seek(self, position: int) -> int:
+        return self.stream.seek(position)
+
+
+_MAX_PICKLE_LINE = 2**16
+_MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def _check_opcodes(reader, source: str) -> None:
+    """Walks the next pickle's opcodes without running them, then goes back to its start.
+
+    Refuses memo indexes beyond the opcodes so far: Python's pickler numbers them in order, and
+    the unpickler sizes its memo by the largest index, so one damaged index (up to 2**32) would
+    make it allocate and clear gigabytes.
+    """
+    start = reader.tell()
+    for count, (opcode, argument, _) in enumerate(pickletools.genops(reader)):
+        if opcode.name in _MEMO_OPCODES and argument > count:
+            raise UnsafePickleError(
+                f"{source} names memo entry {argument} after {count} opcodes: the file is corrupt."
+            )
+    reader.seek(start)
+
+
 def _load_zip(file: zipfile.ZipFile, source: str):
     pickles = [n for n in file.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
@@ -267,6 +310,11 @@ def _load_zip(file: zipfile.ZipFile, source: str):
             f"{source} is a zip file but not a torch checkpoint: expected one '<name>/data.pkl', "
             f"found {pickles or 'none'}."
         )
+    # torch.save stores every record uncompressed: a compressed one could inflate a small file
+    # into gigabytes, and so the sizes checked below are the ones the file really holds.
+    compressed = [info.filename for info in file.infolist() if info.compress_type != zipfile.ZIP_STORED]
+    if compressed:
+        raise UnsafePickleError(f"{source}: {compressed[0]} is compressed, which torch.save never does.")
     prefix = pickles[0][: -len("data.pkl")]
     byteorder = "little"
     if prefix + "byteorder" in file.namelist():
@@ -282,12 +330,6 @@ def _load_zip(file: zipfile.ZipFile, source: str):
                 record = file.getinfo(f"{prefix}data/{key}")
             except KeyError:
                 raise UnsafePickleError(f"{source} lacks the storage record data/{key}.") from None
-            # torch.save stores records uncompressed: a compressed one could inflate a small file
-            # into gigabytes, and the sizes below are the ones the file really holds.
-            if record.compress_type != zipfile.ZIP_STORED:
-                raise UnsafePickleError(
-                    f"{source}: storage data/{key} is compressed, which torch.save never does: refused."
-                )
             # Checked before reading, so a record's stated size cannot make us allocate.
             if record.file_size != numel * dtype.itemsize:
                 raise UnsafePickleError(
@@ -298,12 +340,13 @@ def _load_zip(file: zipfile.ZipFile, source: str):
             storages[key] = storage
         return storages[key]
 
-    with file.open(pickles[0]) as handle:
-        obj = _SafeUnpickler(io.BytesIO(handle.read()), storage_factory, source).load()
+    obj = _SafeUnpickler(io.BytesIO(file.read(pickles[0])), storage_factory, source).load()
     return _Resolver(storages.values(), source)(obj)
 
 
 def _load_legacy(stream: io.BufferedIOBase, source: str, file_size: int):
+    stream = _BoundedReader(stream, file_size)
+
     def plain_pickle():
         return _SafeUnpickler(stream, _no_storage, source).load()
 
@@ -312,9 +355,7 @@ def _load_legacy(stream: io.BufferedIOBase, source: str, file_size: int):
 
     try:
         magic = plain_pickle()
-    except (pickle.UnpicklingError, EOFError, ValueError) as error:
-        if isinstance(error, UnsafePickleError):
-            raise
+    except _DAMAGED_PICKLE_ERRORS as error:
         raise UnsafePickleError(
             f"{source} is neither a zip nor a legacy torch checkpoint ({error})."
         ) from None
@@ -396,11 +437,30 @@ def load(path):
     """
     path = os.fspath(path)
     source = f"The file {path!r}"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as file:
-            return _load_zip(file, source)
-    with open(path, "rb") as stream:
-        return _load_legacy(stream, source, os.fstat(stream.fileno()).st_size)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as file:
+                return _load_zip(file, source)
+        with open(path, "rb") as stream:
+            return _load_legacy(stream, source, os.fstat(stream.fileno()).st_size)
+    except UnsafePickleError:
+        raise
+    except _DAMAGED_PICKLE_ERRORS as error:
+        raise UnsafePickleError(f"{source} is corrupt ({type(error).__name__}: {error}).") from error
+
+
+# What the unpickling machine raises for damaged bytes: a bad opcode or length, a string that is
+# not UTF-8, an opcode applied to the wrong object (an OrderedDict appended to, a tuple called).
+_DAMAGED_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    OverflowError,
+    zipfile.BadZipFile,
+)
 
 
 def load_state_dict(path) -> dict[str, np.ndarray]:
