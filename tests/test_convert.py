@@ -237,6 +237,23 @@ def test_real_lite0_state_dict_converts_to_the_imagenet_model(tmp_path):
     )
 
 
+@pytest.mark.parametrize("remat", [False, True])
+def test_weights_are_checked_and_their_sidecar_read_once_per_model(remat, tmp_path, monkeypatch):
+    from keras_efficientnets.weights import loading
+
+    model = _randomized(EfficientNetLite0, seed=7, include_top=False)
+    output = tmp_path / "l0.weights.h5"
+    weights.write_weights(model, output, variant="lite0", normalization="lite", source={"kind": "test"})
+    reads = []
+    read_sidecar = loading.read_sidecar
+    monkeypatch.setattr(loading, "read_sidecar", lambda path: reads.append(path) or read_sidecar(path))
+    # With remat the model is built twice (a plain twin takes the weights): still one read.
+    loaded = EfficientNetLite0(weights=str(output), include_top=False, remat=remat)
+    assert reads == [str(output)]
+    for expected, actual in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
+
+
 def test_sidecar_guards_the_variant_and_the_file(tmp_path):
     model = _randomized(EfficientNetLite0, seed=7, include_top=False)
     output = tmp_path / "l0.weights.h5"

@@ -1,5 +1,7 @@
 """The builder and the named variants: counts, numerics, shapes, saving, errors."""
 
+import dataclasses
+import inspect
 import math
 
 import keras
@@ -351,3 +353,20 @@ def test_numpy_numbers_are_taken_as_python_ones():
         (np.int64(32), 32, 3), tiny_stages(), np.float32(1.0), np.float64(1.0), classes=np.int64(10)
     )
     assert model.output_shape == (None, 10)
+
+
+def test_the_builders_arguments_are_build_configs_fields():
+    """EfficientNet spells its arguments out for users' tools; each is a BuildConfig field with the
+    same default, and the named constructors' keywords are among them."""
+    from keras_efficientnets.models.build_config import BuildConfig
+    from keras_efficientnets.models.builder import _NOT_BUILD_CONFIG, _VARIANT_KEYWORDS
+
+    parameters = dict(inspect.signature(EfficientNet).parameters)
+    fields = {field.name: field for field in dataclasses.fields(BuildConfig)}
+    building = {name: p for name, p in parameters.items() if name not in _NOT_BUILD_CONFIG}
+    # depthwise_name: the layer naming of a family's weights, set by the variant table only.
+    assert set(building) == set(fields) - {"depthwise_name"}
+    for name, parameter in building.items():
+        if parameter.default is not inspect.Parameter.empty:
+            assert parameter.default == fields[name].default, name
+    assert _VARIANT_KEYWORDS.issubset(parameters)

