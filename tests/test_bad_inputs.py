@@ -802,6 +802,72 @@ LIBRARY = [
         "could not be loaded by ONNX Runtime",
     ),
     (
+        "load_predictor of an empty .tflite",
+        lambda f: load_predictor(f.path / "empty.tflite"),
+        ValueError,
+        "does not hold the kind of model its .tflite name says",
+    ),
+    (
+        "load_predictor of a .tflite cut short",
+        lambda f: load_predictor(f.path / "cut.tflite"),
+        ValueError,
+        "cut.tflite could not be loaded by LiteRT",
+    ),
+    (
+        "load_predictor of an empty .onnx",
+        lambda f: load_predictor(f.path / "empty.onnx"),
+        ValueError,
+        "does not hold the kind of model its .onnx name says",
+    ),
+    (
+        "load_predictor of a .onnx cut short",
+        lambda f: load_predictor(f.path / "cut.onnx"),
+        ValueError,
+        "cut.onnx could not be loaded by ONNX Runtime",
+    ),
+    (
+        "load_predictor of an empty .xml",
+        lambda f: load_predictor(f.path / "empty.xml"),
+        ValueError,
+        "does not hold the kind of model its .xml name says",
+    ),
+    (
+        "load_predictor of a .xml cut short",
+        lambda f: load_predictor(f.path / "cut.xml"),
+        ValueError,
+        "cut.xml could not be loaded by OpenVINO",
+    ),
+    (
+        "OpenVINOPredictor of an .xml without its .bin",
+        lambda f: OpenVINOPredictor(f.path / "no_bin.xml"),
+        FileNotFoundError,
+        "no_bin.xml needs its weights beside it",
+    ),
+    (
+        "OpenVINOPredictor of an .xml whose .bin is cut short",
+        lambda f: OpenVINOPredictor(f.path / "short_bin.xml"),
+        ValueError,
+        "short_bin.xml could not be loaded by OpenVINO",
+    ),
+    (
+        "SavedModelPredictor of a SavedModel without a serving signature",
+        lambda f: SavedModelPredictor(f.unsigned_saved_model),
+        ValueError,
+        "has no serving_default signature",
+    ),
+    (
+        "SavedModelPredictor of a folder with a garbage saved_model.pb",
+        lambda f: SavedModelPredictor(f.garbage_saved_model),
+        ValueError,
+        "garbage_saved_model could not be loaded by TensorFlow",
+    ),
+    (
+        "OnnxPredictor of an .onnx whose weights lie outside its folder",
+        lambda f: OnnxPredictor(f.outside_onnx),
+        ValueError,
+        "External data path escapes model directory",
+    ),
+    (
         "OnnxPredictor of a missing file",
         lambda f: OnnxPredictor(f.path / "none.onnx"),
         FileNotFoundError,
@@ -996,7 +1062,46 @@ def files(tmp_path_factory):
     found.broken_xml = path / "broken.xml"
     found.broken_xml.write_text("<?xml version='1.0'?>\n<net name='x' version='11'><layers><layer id='0'")
     (path / "broken.bin").write_bytes(bytes(64))
+    _write_damaged_exports(found)
     return found
+
+
+def _write_damaged_exports(found):
+    """A tiny model's exports, then damaged: emptied, cut short, the OpenVINO weights missing or cut
+    short; a SavedModel that is not an export; an .onnx whose weights lie outside its folder."""
+    import onnx
+    import tensorflow as tf
+
+    from keras_efficientnets.deploy.exporter import export
+
+    for suffix in (".tflite", ".onnx", ".xml"):
+        data = export(found.tiny_model, found.path / f"whole{suffix}", verbose=False).read_bytes()
+        (found.path / f"empty{suffix}").write_bytes(b"")
+        (found.path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+    weights = (found.path / "whole.bin").read_bytes()
+    (found.path / "cut.bin").write_bytes(weights)
+    (found.path / "empty.bin").write_bytes(weights)
+    (found.path / "short_bin.xml").write_bytes((found.path / "whole.xml").read_bytes())
+    (found.path / "short_bin.bin").write_bytes(weights[: len(weights) // 2])
+    (found.path / "no_bin.xml").write_bytes((found.path / "whole.xml").read_bytes())
+    found.unsigned_saved_model = found.path / "unsigned_saved_model"
+    tf.saved_model.save(tf.Module(), str(found.unsigned_saved_model))
+    found.garbage_saved_model = found.path / "garbage_saved_model"
+    found.garbage_saved_model.mkdir()
+    (found.garbage_saved_model / "saved_model.pb").write_bytes(bytes(range(256)))
+    # The weights of an .onnx stored beside it (ONNX external data), named by a path that leaves its folder.
+    model = onnx.load(found.path / "whole.onnx")
+    (found.path / "outside").mkdir()
+    found.outside_onnx = found.path / "outside" / "model.onnx"
+    onnx.save_model(
+        model, found.outside_onnx, save_as_external_data=True, location="weights.data", size_threshold=0
+    )
+    model = onnx.load(found.outside_onnx, load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../secret.txt"
+    onnx.save_model(model, found.outside_onnx)
 
 
 def _write_hostile_weights(found):

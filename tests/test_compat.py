@@ -60,6 +60,13 @@ def test_block_args_list_none_means_b0s_stages():
     assert model.count_params() == ke.EfficientNetB0(weights=None).count_params()
 
 
+def test_the_2019_builder_without_an_input_shape_makes_a_224_classifier():
+    # 0.1.x's default_size was 224; without the top any size goes, as keras.applications does.
+    assert EfficientNet(None, None, 1.0, 1.0, include_top=True).input_shape == (None, 224, 224, 3)
+    assert EfficientNet(None, None, 1.0, 1.0, include_top=False).input_shape == (None, None, None, 3)
+    assert EfficientNet(None, None, 1.0, 1.0, default_size=96).input_shape == (None, 96, 96, 3)
+
+
 def _write_2019_model(path, kernel, dense_kernel, dense_bias):
     """A Keras 2.2.4 .h5 model as 0.1.x saved them: Swish, DropConnect and its initializers by name."""
 

@@ -28,9 +28,12 @@ from keras_efficientnets.arch.preprocessing import resolve_normalization
 from keras_efficientnets.arch.scaling import ModelPlan, plan_model
 from keras_efficientnets.arch.variants import BlockArgs, get_default_block_list
 
-__all__ = ["MAX_PARAMETERS", "MIN_INPUT_SIZE", "BuildConfig"]
+__all__ = ["DEFAULT_SIZE", "MAX_PARAMETERS", "MIN_INPUT_SIZE", "BuildConfig"]
 
 MIN_INPUT_SIZE = 32
+# The input side of a classifier built without `input_shape` or `default_size`: the 2019
+# package's (and keras.applications' B0's), so that a 2019 script's `model.input_shape` holds.
+DEFAULT_SIZE = 224
 # The largest model the builder makes: 8 GB of float32 weights, 4x L2's 481M.
 MAX_PARAMETERS = 2_000_000_000
 
@@ -161,7 +164,7 @@ class BuildConfig:
         # size without it (the features of any image are the classifier-free use).
         shape = self.input_shape
         if shape is None:
-            size = self.default_size if self.include_top else None
+            size = (self.default_size or DEFAULT_SIZE) if self.include_top else None
             shape = (size, size, 3) if self.data_format == "channels_last" else (3, size, size)
         problem = (
             "`input_shape` must be 3 integers or None (height, width, channels; channels first "

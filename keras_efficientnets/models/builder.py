@@ -99,7 +99,7 @@ def EfficientNet(
         min_depth: Smallest channel count after rounding (default: divisor).
         data_format: "channels_last" or "channels_first"; None for Keras's
             global setting.
-        default_size: Resolution used when `input_shape` is None.
+        default_size: Resolution used when `input_shape` is None; None for 224.
         activation: Activation of every block ("swish"; Lite uses "relu6").
         use_se: False drops squeeze-excite from every block.
         fix_stem_and_head: EfficientNet-Lite: stem 32 and head 1280 channels
