@@ -57,6 +57,7 @@ LAZY = {
     "training.data",
     "training.finetune",
     "training.distribution",
+    "training.backup",
     "cli",
 } | {f"cli.{name}" for name in ("common", "info", "predict", "train", "optimize", "convert", "export")}
 HEAVY = {

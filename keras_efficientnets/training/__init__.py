@@ -2,7 +2,8 @@
 
 - `data`: the folder of class subfolders, its reproducible split and its ``tf.data`` pipeline;
 - `finetune`: `train` with the fine-tuning recipe, its classifier and learning rates;
-- `distribution`: one device, ``tf.distribute`` strategies or JAX's ``DataParallel``.
+- `distribution`: one device, ``tf.distribute`` strategies or JAX's ``DataParallel``;
+- `backup`: a killed run's backup folder, resumed only by the run that wrote it.
 
 Every name is importable from here, as from the ``keras_efficientnets.training`` module of
 earlier releases. Keras and TensorFlow load inside the functions that need them.

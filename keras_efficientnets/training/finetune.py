@@ -10,6 +10,7 @@ import os
 from keras_efficientnets._common.images import MAX_IMAGE_SIZE
 from keras_efficientnets._common.validation import check_bool, check_int, check_real, received
 from keras_efficientnets.arch import layer_names
+from keras_efficientnets.training.backup import check_backup
 from keras_efficientnets.training.data import (
     ImageFolder,
     check_image_folder,
@@ -108,7 +109,9 @@ def train(
         backup_dir: Folder for ``keras.callbacks.BackupAndRestore``: a run
             killed midway and started again with the same arguments resumes
             after its last complete epoch (each worker of a multi-worker run
-            keeps its own backup in ``worker-<index>``). Deleted at the end.
+            keeps its own backup in ``worker-<index>``). Deleted at the end. A
+            backup of other arguments, or a damaged one, is refused
+            (`backup.check_backup`).
         seed: Seed of the split, the shuffling and the initialisation.
         verbose: Keras `fit` verbosity (0, 1 progress bars, 2 a line per epoch).
 
@@ -166,6 +169,19 @@ def train(
                 if distribute == "multiworker"
                 else backup_dir
             )
+            run_options = {
+                "model": variant.name,
+                "weights": weights if weights in (None, "imagenet") else os.fspath(weights),
+                "image_size": size,
+                "class_names": list(folder.class_names),
+                "validation_split": validation_split,
+                "freeze_backbone": freeze_backbone,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "sync_batch_norm": sync_batch_norm,
+                "seed": seed,
+            }
+            check_backup(backup, run_options)
             callbacks.append(keras.callbacks.BackupAndRestore(os.fspath(backup)))
         history = classifier.fit(
             train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose
