@@ -738,6 +738,12 @@ LIBRARY = [
         "path",
     ),
     (
+        "optimize_for_backend model='m.keras'",
+        lambda f: ke.optimize_for_backend("m.keras"),
+        TypeError,
+        "Received: model='m.keras'",
+    ),
+    (
         "freeze_batch_norm model='m.keras'",
         lambda f: ke.freeze_batch_norm("m.keras"),
         TypeError,
