@@ -1,12 +1,13 @@
 """Training step and peak memory: ours vs keras.applications, and ours with remat=True.
 
-One SGD step (``train_on_batch``, ``training=True``, TF backend) on random
+One SGD step (``train_on_batch``, ``training=True``) on random
 images and labels. Each configuration runs in its own subprocess, so the peak
 resident memory (``ru_maxrss``) of one does not hide the other's; the peak
 includes TensorFlow itself (about 1 GiB before the model exists), printed
 separately as the baseline. Printed: median steps/s after a warm-up step
 (which traces the graph), peak RSS, and ratios to keras.applications and to
-ours without remat.
+ours without remat. Ours also runs on JAX (plain and after `optimize_for_backend`) and on
+PyTorch, one round each, against keras.applications on TensorFlow.
 
 ours and keras.applications run the same layers (the tests hold their outputs
 equal), so their steps differ only by noise and by the few layers that are not
@@ -24,10 +25,17 @@ Run:
 from __future__ import annotations
 
 import argparse
+import os
 
 from benchmarks import common
 
 MODELS = ("keras.applications", "ours", "ours remat")
+# Ours on the other backends, each against keras.applications on TensorFlow in the table.
+BACKEND_MODELS = {
+    "ours, jax": "jax",
+    "ours, jax, optimize_for_backend": "jax",
+    "ours, torch": "torch",
+}
 
 
 def one_configuration(model_name, batch, size, steps):
@@ -39,6 +47,8 @@ def one_configuration(model_name, batch, size, steps):
     baseline = common.peak_rss_mib()
     ours = ke.EfficientNetB0(weights=None, input_shape=(size, size, 3), remat=model_name == "ours remat")
     model = common.keras_applications_twin(ours) if model_name == "keras.applications" else ours
+    if model_name.endswith("optimize_for_backend"):
+        model = ke.optimize_for_backend(ours)
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
@@ -57,7 +67,8 @@ def one_configuration(model_name, batch, size, steps):
 
 def run_in_subprocess(model_name, batch, size, steps) -> list[dict]:
     arguments = ("--one", model_name, "--batch", str(batch), "--size", str(size), "--steps", str(steps))
-    return common.run_benchmark("bench_train", *arguments, label=model_name, echo=False)
+    environment = {**os.environ, "KERAS_BACKEND": BACKEND_MODELS.get(model_name, "tensorflow")}
+    return common.run_benchmark("bench_train", *arguments, label=model_name, echo=False, env=environment)
 
 
 def emit_summary(records):
@@ -78,7 +89,8 @@ def main():
     parser.add_argument(
         "--remat-batch", type=int, default=32, help="also ours with and without remat at this batch; 0: skip"
     )
-    parser.add_argument("--one", choices=MODELS, help=argparse.SUPPRESS)
+    parser.add_argument("--no-backends", action="store_true", help="skip the JAX and PyTorch rows")
+    parser.add_argument("--one", choices=MODELS + tuple(BACKEND_MODELS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         one_configuration(args.one, args.batch, args.size, args.steps)
@@ -94,6 +106,9 @@ def main():
     if args.remat_batch:
         for model_name in ("ours", "ours remat"):
             emit_summary(run_in_subprocess(model_name, args.remat_batch, args.size, max(1, args.steps - 2)))
+    if not args.no_backends:
+        for model_name in BACKEND_MODELS:
+            emit_summary(run_in_subprocess(model_name, args.batch, args.size, args.steps))
 
 
 if __name__ == "__main__":
