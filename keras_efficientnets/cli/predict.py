@@ -71,9 +71,9 @@ def run(args) -> int:
     if args.model_file:
         predict, names, size, padding, label = _exported_model(args.model_file, args.model)
     else:
+        model, names, size, padding, label = _model(args.model, args.weights)  # imports Keras quietly
         from keras_efficientnets.models.fast_kernels import optimize_for_backend
 
-        model, names, size, padding, label = _model(args.model, args.weights)
         predict = functools.partial(optimize_for_backend(model).predict, verbose=0)
 
     import numpy as np
