@@ -55,6 +55,20 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The file asks for a global outside the allow-list, or is not a tensor checkpoint, or is damaged."""
 
 
+# What the unpickling machine raises for damaged bytes: a bad opcode or length, a string that is
+# not UTF-8, an opcode applied to the wrong object (an OrderedDict appended to, a tuple called).
+_DAMAGED_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    OverflowError,
+    zipfile.BadZipFile,
+)
+
+
 class _StorageType:
     """Stands for ``torch.FloatStorage`` and friends inside the pickle."""
 
@@ -447,20 +461,6 @@ def load(path):
         raise
     except _DAMAGED_PICKLE_ERRORS as error:
         raise UnsafePickleError(f"{source} is corrupt ({type(error).__name__}: {error}).") from error
-
-
-# What the unpickling machine raises for damaged bytes: a bad opcode or length, a string that is
-# not UTF-8, an opcode applied to the wrong object (an OrderedDict appended to, a tuple called).
-_DAMAGED_PICKLE_ERRORS = (
-    pickle.UnpicklingError,
-    EOFError,
-    ValueError,
-    TypeError,
-    AttributeError,
-    KeyError,
-    OverflowError,
-    zipfile.BadZipFile,
-)
 
 
 def load_state_dict(path) -> dict[str, np.ndarray]:
