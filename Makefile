@@ -13,8 +13,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# timm, the reference of tests/test_state_dicts.py, without its dependency torchvision: PyPI's
+# torchvision wheels fail to import beside the CPU torch of the test extras, and timm's model
+# code does not need it (tests/timm_reference.py). Its other dependencies are in the test extras.
+TIMM := timm==1.0.31
+
 $(INSTALLED): setup.py $(PY)
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps $(TIMM)
 	touch $@
 
 install: $(INSTALLED)
@@ -41,7 +47,7 @@ test: install
 # command line's errors, counts, keras.applications' shape suite, the 0.1.x API) does not depend on them.
 NUMERIC_TESTS := tests/test_model.py tests/test_families.py tests/test_features.py tests/test_weights_lite.py \
 	tests/test_inference.py tests/test_remat.py tests/test_export.py tests/test_distributed.py \
-	tests/test_convert.py
+	tests/test_convert.py tests/test_state_dicts.py
 test-no-onednn: install
 	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q $(NUMERIC_TESTS)
 

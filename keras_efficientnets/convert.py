@@ -16,6 +16,9 @@ Sources (`SOURCE_FORMATS`):
 - ``"pytorch"``: efficientnet_pytorch-style state dicts, read without torch
   and without running code by `torch_pickle`.
 - ``"keras-applications"``: keras.applications' legacy ``efficientnet*.h5``.
+- ``"timm"``: timm state dicts (``.safetensors`` or ``.pth``) of its ports of
+  the official checkpoints, for every family (`state_dicts`); its Hub
+  ``config.json``, when beside the file, gives the normalization.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 
 import keras_efficientnets.weights.checkpoints as checkpoints
 import keras_efficientnets.weights.loading as weights_lib
+import keras_efficientnets.weights.state_dicts as state_dicts
 import keras_efficientnets.weights.torch_pickle as torch_pickle
 from keras_efficientnets._common.fileio import check_writable_folder
 from keras_efficientnets._common.validation import check_choice
@@ -58,13 +62,14 @@ def convert_checkpoint(
 
     Args:
         source: A tensorflow/tpu checkpoint prefix (``.../model.ckpt``) or its
-            folder, a ``.pth`` file, or a keras.applications ``.h5``; for
-            ``"pytorch"`` also a dict of arrays.
+            folder, a ``.pth`` or ``.safetensors`` file, or a keras.applications
+            ``.h5``; for ``"pytorch"`` and ``"timm"`` also a dict of arrays.
         source_format: One of `SOURCE_FORMATS`.
         variant: The variant the weights belong to, e.g. ``"b0"`` or ``"lite3"``.
         output: The path to write, ending in ``.weights.h5``.
         normalization: What inputs the weights expect, e.g. ``"advprop"`` for
-            AdvProp checkpoints; default the family's (``"imagenet"`` or ``"lite"``).
+            AdvProp checkpoints; default the timm checkpoint's ``config.json``'s,
+            else the family's (``"imagenet"`` or ``"lite"``).
         include_top: Keep the classifier; default: when the checkpoint has one.
         progress: Called with a short label before each step, e.g. to draw a
             progress bar.
@@ -86,10 +91,11 @@ def convert_checkpoint(
     step = progress or (lambda label: None)
     source_format = check_choice("source_format", source_format, SOURCE_FORMATS)
     variant = get_variant(variant).name
-    if get_variant(variant).family not in checkpoints.CONVERTIBLE_FAMILIES:
+    families = checkpoints.TIMM_FAMILIES if source_format == "timm" else checkpoints.CONVERTIBLE_FAMILIES
+    if get_variant(variant).family not in families:
         raise ValueError(
-            f"No converter maps {get_variant(variant).constructor_name}'s checkpoints: those of "
-            f"{', '.join(checkpoints.CONVERTIBLE_FAMILIES)} families are mapped. "
+            f"No converter maps {get_variant(variant).constructor_name}'s {source_format} checkpoints: "
+            f"those of the {', '.join(families)} families are mapped (timm's cover every family). "
             f"Received: variant={variant!r}"
         )
     output = os.fspath(output)
@@ -100,11 +106,13 @@ def convert_checkpoint(
     step(f"reading {source if isinstance(source, (str, os.PathLike)) else 'the state dict'}")
     values, record = _READERS[source_format](source)
     step("mapping weight names")
-    table, details = _MAPPERS[source_format](values, plan_variant(variant))
+    table, details = _MAPPERS[source_format](values, variant)
     record.update(details)
     if include_top is None:
         include_top = _CLASSIFIER in table
     classes = table[_CLASSIFIER]["bias"].shape[0] if include_top and _CLASSIFIER in table else 1000
+
+    normalization = normalization or record.pop("normalization", None)
 
     step(f"building {get_variant(variant).constructor_name}")
     constructor = getattr(model_lib, get_variant(variant).constructor_name)
@@ -157,7 +165,8 @@ def _read_tf_checkpoint(source):
     return values, {"kind": "tf-checkpoint", "path": os.path.abspath(checkpoint), "ema": ema}
 
 
-def _map_tf_checkpoint(values, plan):
+def _map_tf_checkpoint(values, variant):
+    plan = plan_variant(variant)
     prefixes, fused = checkpoints.block_prefixes(plan), checkpoints.fused_blocks(plan)
     table, scope = checkpoints.table_from_tf_checkpoint(values, prefixes, fused)
     return table, {"scope": scope}
@@ -173,6 +182,25 @@ def _read_pytorch(source):
         except torch_pickle.UnsafePickleError as error:
             raise _unreadable(path, "PyTorch state dict", error) from None
     return state, {"kind": "pytorch", "path": path}
+
+
+def _read_timm(source):
+    if isinstance(source, dict):
+        return source, {"kind": "timm", "path": "<state dict>"}
+    path = os.path.abspath(_existing_file(source))
+    state = state_dicts.read_state_dict(path)
+    if not checkpoints.is_timm_state_dict(state):
+        raise ValueError(
+            f"{path!r} is not a timm EfficientNet state dict (no 'conv_stem.weight'); an "
+            "efficientnet_pytorch one ('_conv_stem.weight') converts with --from pytorch / "
+            "source_format='pytorch'."
+        )
+    return state, {"kind": "timm", "path": path, "normalization": state_dicts.checkpoint_normalization(path)}
+
+
+def _map_timm(state, variant):
+    depthwise_name = get_variant(variant).family_options.get("depthwise_name", "dwconv")
+    return checkpoints.table_from_timm(state, plan_variant(variant), depthwise_name), {}
 
 
 def _read_keras_applications(source):
@@ -196,20 +224,22 @@ def _existing_file(source) -> str:
 
 
 # Each source format: a reader (source -> values, provenance) and a mapper
-# (values, the variant's plan -> weight table, more provenance).
+# (values, the variant -> weight table, more provenance).
 _READERS = {
     "tf-checkpoint": _read_tf_checkpoint,
     "pytorch": _read_pytorch,
     "keras-applications": _read_keras_applications,
+    "timm": _read_timm,
 }
 _MAPPERS = {
     "tf-checkpoint": _map_tf_checkpoint,
-    "pytorch": lambda state, plan: (
-        checkpoints.table_from_efficientnet_pytorch(state, checkpoints.block_prefixes(plan)),
+    "pytorch": lambda state, variant: (
+        checkpoints.table_from_efficientnet_pytorch(state, checkpoints.block_prefixes(plan_variant(variant))),
         {},
     ),
     # keras.applications' files use this package's layer names already.
-    "keras-applications": lambda table, plan: (table, {}),
+    "keras-applications": lambda table, variant: (table, {}),
+    "timm": _map_timm,
 }
 
 

@@ -36,6 +36,7 @@ KERAS_FREE = {
     "_moved",
     "arch",
     "weights.checkpoints",
+    "weights.state_dicts",
     "weights.torch_pickle",
     "deploy.calibration",
     "deploy.formats",

