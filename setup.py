@@ -21,8 +21,8 @@ ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "tf2onnx>=1.16", "onnxconverter-commo
 LITERT = ["ai-edge-litert>=2.0"]
 # OpenVINO IR export and its runtime; NNCF for int8.
 OPENVINO = ["openvino>=2025.0", "nncf>=3.0"]
-# weights=<.safetensors>: timm's checkpoints, as the Hugging Face Hub serves them.
-TIMM_CHECKPOINTS = ["safetensors>=0.4"]
+# timm's checkpoints as weights=: by name from the Hugging Face Hub, or .safetensors files.
+TIMM_CHECKPOINTS = ["safetensors>=0.4", "huggingface_hub>=0.23"]
 # The CPU wheel of this exact version is what CI installs; other versions pull CUDA builds.
 TORCH = ["torch==2.13.0"]
 # `keras-efficientnets predict` with no image classifies scikit-image's bundled photos.
@@ -69,7 +69,6 @@ EXTRAS = {
         # without its dependencies (torchvision's wheels do not import beside this torch),
         # so these are what it needs.
         *TIMM_CHECKPOINTS,
-        "huggingface_hub>=0.23",
         *TORCH,
         "pyyaml>=6",
     ],

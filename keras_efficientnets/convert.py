@@ -36,6 +36,7 @@ from keras_efficientnets.arch.scaling import plan_variant
 from keras_efficientnets.arch.variants import get_variant
 from keras_efficientnets.models import builder as model_lib
 from keras_efficientnets.weights.files import assign_weights, read_weights_file
+from keras_efficientnets.weights.hub import architecture_build_options
 
 __all__ = [
     "SOURCE_FORMATS",
@@ -113,10 +114,12 @@ def convert_checkpoint(
     classes = table[_CLASSIFIER]["bias"].shape[0] if include_top and _CLASSIFIER in table else 1000
 
     normalization = normalization or record.pop("normalization", None)
+    architecture = record.get("architecture")
+    build_options = architecture_build_options(architecture, variant, record["path"]) if architecture else {}
 
     step(f"building {get_variant(variant).constructor_name}")
     constructor = getattr(model_lib, get_variant(variant).constructor_name)
-    model = constructor(weights=None, include_top=include_top, classes=classes)
+    model = constructor(weights=None, include_top=include_top, classes=classes, **build_options)
     step("assigning weights")
     assign_weights(model, table, source=record["path"], ignore_layers=() if include_top else (_CLASSIFIER,))
     step(f"writing {output}")
@@ -126,6 +129,7 @@ def convert_checkpoint(
         variant=variant,
         normalization=normalization or get_variant(variant).family_options["normalization"],
         source=record,
+        build_options=build_options,
     )
     return model
 
@@ -195,7 +199,13 @@ def _read_timm(source):
             "efficientnet_pytorch one ('_conv_stem.weight') converts with --from pytorch / "
             "source_format='pytorch'."
         )
-    return state, {"kind": "timm", "path": path, "normalization": state_dicts.checkpoint_normalization(path)}
+    config = state_dicts.read_checkpoint_config(path)
+    return state, {
+        "kind": "timm",
+        "path": path,
+        "architecture": config.architecture,
+        "normalization": config.normalization,
+    }
 
 
 def _map_timm(state, variant):

@@ -280,13 +280,13 @@ LIBRARY = [
         "EfficientNet weights corrupt .safetensors",
         lambda f: build(weights=str(f.text_safetensors)),
         ValueError,
-        "notes.safetensors.* as a PyTorch state dict",
+        "notes.safetensors' as a PyTorch state dict",
     ),
     (
         "EfficientNet weights corrupt .pth",
         lambda f: build(weights=str(f.text_pth)),
         ValueError,
-        "notes.pth.* as a PyTorch state dict",
+        "notes.pth' as a PyTorch state dict",
     ),
     ("EfficientNet input_tensor='x'", lambda f: build(input_tensor="x"), TypeError, "input_tensor"),
     (
@@ -296,6 +296,7 @@ LIBRARY = [
         "input_tensor",
     ),
     ("EfficientNet pooling='sum'", lambda f: build(include_top=False, pooling="sum"), ValueError, "pooling"),
+    ("EfficientNet padding='reflect'", lambda f: build(padding="reflect"), ValueError, "padding"),
     ("EfficientNet pooling=1", lambda f: build(include_top=False, pooling=1), TypeError, "pooling"),
     ("EfficientNet classes=0", lambda f: build(classes=0), ValueError, "classes"),
     ("EfficientNet classes=2.5", lambda f: build(classes=2.5), TypeError, "classes"),
@@ -696,7 +697,7 @@ LIBRARY = [
         "convert_checkpoint V2 from tensorflow/tpu",
         lambda f: convert_checkpoint(f.bad_ckpt, "tf-checkpoint", "v2b0", f.out),
         ValueError,
-        "EfficientNetV2B0's tf-checkpoint checkpoints.*timm's cover every family",
+        "EfficientNetV2B0's tf-checkpoint checkpoints",
     ),
     (
         "convert_checkpoint missing checkpoint",

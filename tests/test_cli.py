@@ -91,9 +91,12 @@ def test_info_lists_every_variant_with_exact_parameters_and_plots(tmp_path):
     assert lines["EfficientNetB0"][:6] == ["EfficientNetB0", "224", "1.0", "1.0", "0.2", "5,330,564"]
     assert lines["EfficientNetB0"][6] == "0.40"
     assert lines["EfficientNetL2"][5] == "481,399,996"
+    assert " ".join(lines["EfficientNetLite0"][7:]) == "imagenet (offline), official"
     assert (
-        lines["EfficientNetLite0"][-2:] == ["offline", "(PyPI)"] and lines["EfficientNetB8"][-1] == "convert"
+        " ".join(lines["EfficientNetB0"][7:])
+        == "imagenet (download), autoaugment, advprop, official, noisy-student"
     )
+    assert " ".join(lines["EfficientNetB8"][7:]) == "advprop, randaugment"
     assert sum(name.startswith("EfficientNet") for name in lines) == 29
     assert_png(plot)
 

@@ -370,3 +370,28 @@ def test_the_builders_arguments_are_build_configs_fields():
         if parameter.default is not inspect.Parameter.empty:
             assert parameter.default == fields[name].default, name
     assert _VARIANT_KEYWORDS.issubset(parameters)
+
+
+def test_symmetric_padding_pads_each_strided_convolution_on_both_sides_and_reloads(tmp_path):
+    same = ke.EfficientNetB0(weights=None, input_shape=(65, 65, 3))
+    model = ke.EfficientNetB0(weights=None, input_shape=(65, 65, 3), padding="symmetric")
+
+    pads = {
+        layer.name: layer.padding for layer in model.layers if isinstance(layer, keras.layers.ZeroPadding2D)
+    }
+    # B0's stride-2 convolutions: the 3x3 stem and the depthwise ones opening stages 2, 3, 4, 6.
+    assert pads == {
+        "stem_conv_pad": ((1, 1), (1, 1)),
+        "block2a_dwconv_pad": ((1, 1), (1, 1)),
+        "block3a_dwconv_pad": ((2, 2), (2, 2)),
+        "block4a_dwconv_pad": ((1, 1), (1, 1)),
+        "block6a_dwconv_pad": ((2, 2), (2, 2)),
+    }
+    assert not any(isinstance(layer, keras.layers.ZeroPadding2D) for layer in same.layers)
+    assert model.count_params() == same.count_params()
+    path = tmp_path / "symmetric.keras"
+    model.save(path)
+    x = random_images(1, 65)
+    np.testing.assert_array_equal(
+        keras.saving.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0)
+    )

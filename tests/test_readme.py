@@ -28,9 +28,10 @@ def offline(code):
     lines = []
     for line in code.splitlines():
         if NETWORK_MARK in line:
-            replaced = line.replace('weights="imagenet"', "weights=None")
+            # "imagenet" or a Hugging Face Hub name: weights that need a download.
+            replaced = re.sub(r'weights="[^"]+"', "weights=None", line)
             if replaced == line:
-                raise ValueError(f'A {NETWORK_MARK!r} line without weights="imagenet": {line!r}')
+                raise ValueError(f"A {NETWORK_MARK!r} line without a weights name: {line!r}")
             line = replaced
         lines.append(line)
     return "\n".join(lines) + "\n"

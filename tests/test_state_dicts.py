@@ -4,14 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from helpers import random_images
+from timm_reference import TIMM_ARCHITECTURES, import_timm, timm_outputs, write_timm_checkpoint
 
 import keras_efficientnets as ke
 from keras_efficientnets.arch.variants import VARIANTS
 from keras_efficientnets.convert import convert_checkpoint
 from keras_efficientnets.weights.loading import read_sidecar
 from keras_efficientnets.weights.state_dicts import checkpoint_normalization, read_state_dict
-from tests.helpers import random_images
-from tests.timm_reference import TIMM_ARCHITECTURES, import_timm, timm_outputs, write_timm_checkpoint
 
 # The smallest model of each family runs in the default suite, every variant in the slow one.
 SMALLEST = ["b0", "lite0", "v2b0", "edgetpus", "condconvb04e"]
@@ -99,8 +99,12 @@ def test_a_state_dict_of_another_variant_is_refused_naming_what_does_not_fit(tmp
     images = random_images(2, SIZE, seed=6)
     _, path, _, _ = write_timm_checkpoint("b0", tmp_path, images)
 
-    expected = r"model\.safetensors.*nothing was loaded.*differ in shape: block1b_"
-    with pytest.raises(ValueError, match=expected):
+    # Its config.json names the network; without one, the first tensors that do not fit are named.
+    with pytest.raises(ValueError, match=r"is timm's tf_efficientnet_b0, .*holds EfficientNetB0's weights"):
+        ke.EfficientNetB1(weights=str(path), input_shape=(SIZE, SIZE, 3))
+    (tmp_path / "config.json").unlink()
+    mismatch = r"model\.safetensors.*nothing was loaded.*differ in shape: block1b_"
+    with pytest.raises(ValueError, match=mismatch):
         ke.EfficientNetB1(weights=str(path), input_shape=(SIZE, SIZE, 3))
 
 
@@ -153,3 +157,48 @@ def test_convert_from_timm_refuses_an_efficientnet_pytorch_state_dict(tmp_path):
     with pytest.raises(ValueError, match=r"not a timm EfficientNet state dict .*--from pytorch"):
         convert_checkpoint(path, "timm", "lite0", tmp_path / "lite0.weights.h5")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "name, size",
+    [
+        ("b0", 231),
+        ("lite0", 224),
+        pytest.param("b0", 224, marks=pytest.mark.slow),
+        pytest.param("lite0", 231, marks=pytest.mark.slow),
+    ],
+)
+def test_timms_own_networks_load_with_pytorch_padding_and_epsilon(name, size, tmp_path):
+    images = random_images(2, size, seed=9)
+    reference, path, mean, std = write_timm_checkpoint(name, tmp_path, images, own=True)
+
+    model = constructor(name)(weights=str(path), input_shape=(size, size, 3), classifier_activation=None)
+
+    assert model.get_layer("stem_conv_pad").padding == ((1, 1), (1, 1))
+    assert model.get_layer("stem_bn").epsilon == 1e-5
+    assert_close_to_timm(model.predict(images, verbose=0), timm_outputs(reference, images, mean, std))
+
+
+def test_a_converted_timm_own_checkpoint_keeps_its_padding(tmp_path):
+    images = random_images(2, SIZE, seed=10)
+    _, path, _, _ = write_timm_checkpoint("lite0", tmp_path / "hub", images, own=True)
+    output = tmp_path / "lite0-own.weights.h5"
+
+    convert_checkpoint(path, "timm", "lite0", output)
+
+    assert read_sidecar(output)["build_options"] == {"padding": "symmetric", "batch_norm_epsilon": 1e-5}
+    converted = ke.EfficientNetLite0(weights=str(output), input_shape=(SIZE, SIZE, 3))
+    on_the_fly = ke.EfficientNetLite0(weights=str(path), input_shape=(SIZE, SIZE, 3))
+    np.testing.assert_array_equal(converted.predict(images, verbose=0), on_the_fly.predict(images, verbose=0))
+
+
+def test_a_state_dict_whose_config_names_another_network_is_refused(tmp_path):
+    images = random_images(2, SIZE, seed=12)
+    _, path, _, _ = write_timm_checkpoint("b0", tmp_path, images)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "architecture": "efficientnetv2_rw_s"}))
+
+    with pytest.raises(
+        ValueError, match=r"is timm's efficientnetv2_rw_s, which does not fit EfficientNetB0 .*not one of"
+    ):
+        ke.EfficientNetB0(weights=str(path), input_shape=(SIZE, SIZE, 3))

@@ -11,28 +11,20 @@ torchvision code would not pass by accident.
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import json
 import os
+import re
 import sys
+import threading
 import types
 
 import numpy as np
 import pytest
 
-# Our variant -> timm's architecture of the same network: its ports of the official
-# TensorFlow checkpoints (TF "same" padding, BatchNorm epsilon 1e-3).
-TIMM_ARCHITECTURES = {
-    **{f"b{n}": f"tf_efficientnet_b{n}" for n in range(9)},
-    "l2": "tf_efficientnet_l2",
-    **{f"lite{n}": f"tf_efficientnet_lite{n}" for n in range(5)},
-    "edgetpus": "tf_efficientnet_es",
-    "edgetpum": "tf_efficientnet_em",
-    "edgetpul": "tf_efficientnet_el",
-    "condconvb04e": "tf_efficientnet_cc_b0_4e",
-    "condconvb08e": "tf_efficientnet_cc_b0_8e",
-    "condconvb18e": "tf_efficientnet_cc_b1_8e",
-    **{f"v2{size}": f"tf_efficientnetv2_{size}" for size in ("b0", "b1", "b2", "b3", "s", "m", "l", "xl")},
-}
+from keras_efficientnets.weights.hub import TIMM_ARCHITECTURES, TIMM_OWN_ARCHITECTURES
+
 # The torchvision modules timm 1.0.31 imports when `timm` is imported.
 _TORCHVISION_MODULES = (
     "torchvision",
@@ -131,11 +123,13 @@ def to_timm_input(images: np.ndarray, mean, std):
     return torch.from_numpy(scaled.transpose(0, 3, 1, 2).astype("float32"))
 
 
-def write_timm_checkpoint(variant: str, folder, images: np.ndarray, *, seed: int = 0, **create_kwargs):
+def write_timm_checkpoint(variant: str, folder, images: np.ndarray, *, seed: int = 0, own: bool = False):
     """A timm model of `variant` with random weights, saved as a Hub snapshot folder would hold it.
 
-    Writes ``model.safetensors`` and a ``config.json`` with its ``pretrained_cfg``
-    (mean and std), the BatchNorm statistics calibrated on `images`.
+    Writes ``model.safetensors`` and a ``config.json`` with its architecture and
+    ``pretrained_cfg`` (mean and std), the BatchNorm statistics calibrated on `images`.
+    The model is timm's port of the TensorFlow network, or with `own` timm's own network
+    of the same layout (PyTorch padding, BatchNorm epsilon 1e-5).
 
     Returns:
         (the timm model in eval mode, the path of the .safetensors file, its mean, its std).
@@ -144,15 +138,16 @@ def write_timm_checkpoint(variant: str, folder, images: np.ndarray, *, seed: int
     import safetensors.torch
     import torch
 
+    architecture = (TIMM_OWN_ARCHITECTURES if own else TIMM_ARCHITECTURES)[variant]
     torch.manual_seed(seed)
-    model = timm.create_model(TIMM_ARCHITECTURES[variant], pretrained=False, **create_kwargs)
+    model = timm.create_model(architecture, pretrained=False)
     _randomize(model, seed)
     mean, std = model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
     _calibrate_batch_norm(model, to_timm_input(images, mean, std))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.safetensors"
     safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    config = {"architecture": TIMM_ARCHITECTURES[variant], "pretrained_cfg": {"mean": mean, "std": std}}
+    config = {"architecture": architecture, "pretrained_cfg": {"mean": mean, "std": std}}
     (folder / "config.json").write_text(json.dumps(config))
     return model, path, mean, std
 
@@ -166,3 +161,74 @@ def timm_outputs(model, images: np.ndarray, mean, std):
     if isinstance(outputs, (list, tuple)):
         return [output.numpy().transpose(0, 2, 3, 1) for output in outputs]
     return outputs.numpy()
+
+
+class LoopbackHub:
+    """A Hugging Face Hub on 127.0.0.1 as `huggingface_hub` downloads from it (``HF_ENDPOINT``).
+
+    Answers HEAD and GET of ``/<repo id>/resolve/<revision>/<file>`` with the headers the real
+    Hub sends: the commit, the file's ETag (for Git LFS files, ``X-Linked-Etag``: its sha256)
+    and size. Files listed in `corrupt` are announced with their true sha256 and sent with
+    their last bytes zeroed. `requests` records (method, path).
+    """
+
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self):
+        self.files: dict[tuple[str, str], bytes] = {}
+        self.corrupt: set[tuple[str, str]] = set()
+        self.requests: list[tuple[str, str]] = []
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self):
+                hub._answer(self, send_body=False)
+
+            def do_GET(self):
+                hub._answer(self, send_body=True)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def add_repo(self, repo_id: str, folder) -> None:
+        """Serves the ``model.safetensors`` and ``config.json`` of `folder` as `repo_id`."""
+        for name in ("model.safetensors", "config.json"):
+            self.files[(repo_id, name)] = (folder / name).read_bytes()
+
+    def _answer(self, request, send_body: bool) -> None:
+        self.requests.append((request.command, request.path))
+        match = re.fullmatch(r"/(.+)/resolve/[^/]+/(.+)", request.path.split("?")[0])
+        key = (match.group(1), match.group(2)) if match else None
+        if key not in self.files:
+            request.send_response(404)
+            request.send_header("X-Error-Code", "EntryNotFound")
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
+        data = self.files[key]
+        request.send_response(200)
+        request.send_header("X-Repo-Commit", self.COMMIT)
+        if key[1].endswith(".safetensors"):
+            request.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+            request.send_header("X-Linked-Size", str(len(data)))
+        request.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        if send_body:
+            request.wfile.write(data[:-64] + bytes(64) if key in self.corrupt else data)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)

@@ -1,4 +1,4 @@
-"""Writing files so that an interruption never leaves half of one behind, and file digests.
+"""Writing files so that an interruption never leaves half of one behind; reading JSON; digests.
 
 Every file the package writes (converted weights and their sidecars, downloads,
 trained models, class lists, CSV tables, plots) is first written under a
@@ -25,6 +25,7 @@ __all__ = [
     "check_writable_folder",
     "file_digest",
     "folder_beside",
+    "read_json_object",
     "replace_together",
     "write_json",
 ]
@@ -118,6 +119,24 @@ def write_json(path, data) -> None:
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")
+
+
+def read_json_object(path, label: str) -> dict:
+    """A JSON file holding an object, as a dict; `label` names it in errors ("The weights sidecar").
+
+    Raises:
+        ValueError: The file cannot be read, is not JSON, or holds something else than an object.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{label} {os.fspath(path)!r} is not valid JSON ({error}). Fix or delete it."
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{label} {os.fspath(path)!r} is not a JSON object. Fix or delete it.")
+    return data
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ OPTIONAL_PACKAGES = {
     "matplotlib": ("matplotlib", "plots"),
     "keras_tuner": ("keras-tuner", "tuner"),
     "safetensors": ("safetensors", "timm"),
+    "huggingface_hub": ("huggingface_hub", "timm"),
     "PIL": ("pillow", None),
     "skimage": ("scikit-image", None),
 }

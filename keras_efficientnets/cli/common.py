@@ -100,6 +100,42 @@ def variant(name: str):
         ) from None
 
 
+def add_model_and_weights(parser, default_model: str, other_weights: str) -> None:
+    """The --model and --weights options, as predict, export and train take them.
+
+    Args:
+        parser: The subcommand's parser.
+        default_model: The variant used without --model.
+        other_weights: What else --weights takes in this command, for its help.
+    """
+    parser.add_argument(
+        "--model", default=default_model, help=f"variant name, e.g. b0, lite2 (default: {default_model})"
+    )
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="'imagenet' (default), a Hugging Face Hub name such as noisy-student (`info` lists them), "
+        f"{other_weights}",
+    )
+
+
+def check_weights(weights: str, others: str = "") -> None:
+    """Refuses a --weights value that is neither a weights name nor an existing file.
+
+    Args:
+        weights: The value.
+        others: What else the command takes, for the message (", none").
+    """
+    from keras_efficientnets.weights.hub import is_hub_name
+
+    if weights == "imagenet" or is_hub_name(weights) or os.path.isfile(weights):
+        return
+    raise CommandError(
+        f"No weights file at {weights}. Pass --weights imagenet{others}, a Hugging Face Hub name such as "
+        f"noisy-student (`{PROG} info` lists each model's), or an existing file."
+    )
+
+
 def output_path(path: str | None, option: str, suffixes: tuple[str, ...]) -> str | None:
     """Checks an output path's ending and folder before any long work starts."""
     if path is None:

@@ -28,11 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "out", metavar="OUT", help="file to write: .tflite, .onnx, .xml (OpenVINO) or a folder (SavedModel)"
     )
-    parser.add_argument("--model", default="lite0", help="variant name, e.g. b0, lite2 (default: lite0)")
-    parser.add_argument(
-        "--weights",
-        default="imagenet",
-        help="'imagenet' (default), a weights file for --model, or a .keras model saved by `train`",
+    common.add_model_and_weights(
+        parser, "lite0", "a weights file for --model, or a .keras model saved by `train`"
     )
     parser.add_argument(
         "--format",
@@ -110,10 +107,7 @@ def _model(args):
             raise common.CommandError("--logits applies to --model's classifier, not to a .keras file.")
         return model, args.weights
     model_variant = common.variant(args.model)
-    if args.weights != "imagenet" and not os.path.isfile(args.weights):
-        raise common.CommandError(
-            f"No weights file at {args.weights}. Pass --weights imagenet or an existing file."
-        )
+    common.check_weights(args.weights)
     from keras_efficientnets.models import builder as model_lib
 
     constructor = getattr(model_lib, model_variant.constructor_name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from keras_efficientnets.cli.common import PROG, add_command, examples, figure, png_path, save_figure
 
 # How `weights="imagenet"` is had, by `weights.imagenet_source(...).kind`.
-_WEIGHTS_NOTE = {"keras_applications": "download", "pypi": "offline (PyPI)"}
+_WEIGHTS_NOTE = {"keras_applications": "download", "pypi": "offline"}
 
 
 def register(subparsers) -> None:
@@ -25,22 +25,20 @@ def run(args) -> int:
     """Lists every named variant with its size and cost, counted without building a model."""
     from keras_efficientnets.arch.flops import count_variant_flops
     from keras_efficientnets.arch.variants import VARIANTS
-    from keras_efficientnets.weights.checkpoints import CONVERTIBLE_FAMILIES
+    from keras_efficientnets.weights.hub import hub_names
     from keras_efficientnets.weights.loading import imagenet_source
 
     plot = png_path(args.plot, "--plot")
     rows = []
     for variant in VARIANTS.values():
         source = imagenet_source(variant.name)
-        if source is not None:
-            note = _WEIGHTS_NOTE[source.kind]
-        else:
-            note = "convert" if variant.family in CONVERTIBLE_FAMILIES else "-"
+        imagenet = [f"imagenet ({_WEIGHTS_NOTE[source.kind]})"] if source is not None else []
+        note = ", ".join(imagenet + list(hub_names(variant.name)))
         rows.append((variant, count_variant_flops(variant.name), note))
 
     print(
         f"{'model':<26}{'resolution':>10}{'width':>7}{'depth':>7}{'dropout':>8}"
-        f"{'parameters':>14}{'GMACs':>9}  ImageNet weights"
+        f"{'parameters':>14}{'GMACs':>9}  weights="
     )
     for variant, report, note in rows:
         print(
@@ -50,8 +48,9 @@ def run(args) -> int:
         )
     print(
         "Parameters include the classifier and BatchNorm statistics; GMACs are multiply-adds of "
-        "one image at the model's resolution. ImageNet weights: 'convert' from an official "
-        "checkpoint (weights/README.md), '-' none published for Keras."
+        "one image at the model's resolution. weights=: 'imagenet' is keras.applications' file or the "
+        "official PyPI package; the other names load timm's ports of the official checkpoints from "
+        "the Hugging Face Hub."
     )
     if plot:
         plot_variants(rows, plot)

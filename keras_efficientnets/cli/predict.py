@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 
 import keras_efficientnets.cli.common as common
@@ -33,12 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "images", nargs="*", metavar="IMAGE", help="JPEG or PNG files (none: scikit-image's sample photos)"
     )
-    parser.add_argument("--model", default="lite0", help="variant name, e.g. b0, lite2 (default: lite0)")
-    parser.add_argument(
-        "--weights",
-        default="imagenet",
-        help="'imagenet' (default; Lite0-2 offline, B0-B7 downloaded once), a weights file for --model, "
-        "or a .keras model saved by `train`",
+    common.add_model_and_weights(
+        parser, "lite0", "a weights file for --model, or a .keras model saved by `train`"
     )
     parser.add_argument(
         "--model-file",
@@ -115,10 +110,7 @@ def _model(model_name: str, weights: str):
     model_variant = common.variant(model_name)
     if weights.lower() == "none":
         raise common.CommandError("predict needs trained weights: --weights imagenet or a weights file path.")
-    if weights != "imagenet" and not os.path.isfile(weights):
-        raise common.CommandError(
-            f"No weights file at {weights}. Pass --weights imagenet or an existing file."
-        )
+    common.check_weights(weights)
     common.import_keras()
     from keras_efficientnets.models import builder as model_lib
 
@@ -191,17 +183,16 @@ def _load_trained_model(path: str):
 
 def _read_classes_file(classes_file: str, outputs: int) -> dict:
     """The class names and image size `train` saved beside a model; {} if there is no such file."""
+    from keras_efficientnets._common.fileio import read_json_object
     from keras_efficientnets._common.images import MAX_IMAGE_SIZE
 
     if not os.path.isfile(classes_file):
         return {}
     try:
-        with open(classes_file, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as error:
-        raise common.CommandError(f"{classes_file} is not valid JSON ({error}): fix or delete it.") from None
-    names = meta.get("class_names") if isinstance(meta, dict) else None
-    size = meta.get("image_size") if isinstance(meta, dict) else None
+        meta = read_json_object(classes_file, "The class names file")
+    except ValueError as error:
+        raise common.CommandError(str(error)) from None
+    names, size = meta.get("class_names"), meta.get("image_size")
     if (
         not isinstance(names, list)
         or len(names) != outputs

@@ -22,10 +22,7 @@ def register(subparsers) -> None:
         + "\n\nDATA_DIR holds one subfolder of images per class (DATA_DIR/roses/*.jpg, ...).",
     )
     parser.add_argument("data_dir", metavar="DATA_DIR", help="folder with one subfolder of images per class")
-    parser.add_argument("--model", default="b0", help="variant name (default: b0)")
-    parser.add_argument(
-        "--weights", default="imagenet", help="'imagenet' (default), 'none' (random) or a weights file"
-    )
+    common.add_model_and_weights(parser, "b0", "'none' (random), or a weights file")
     parser.add_argument("--epochs", type=common.positive_int, default=5, help="default: 5")
     parser.add_argument(
         "--batch-size",
@@ -102,10 +99,8 @@ def run(args) -> int:
             f"--image-size must be 32 to {MAX_IMAGE_SIZE}. Received: --image-size {size}"
         )
     weights = None if args.weights.lower() == "none" else args.weights
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        raise common.CommandError(
-            f"No weights file at {weights}. Pass --weights imagenet, none or an existing file."
-        )
+    if weights is not None:
+        common.check_weights(weights, others=", none")
     if os.path.isdir(common.classes_path(args.out)):
         raise common.CommandError(
             f"{common.classes_path(args.out)} is a folder: the class names are written there. Move it."

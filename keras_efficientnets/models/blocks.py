@@ -42,6 +42,9 @@ class GraphBuilder:
         dtype: The layers' dtype policy; None for Keras's global one.
         depthwise_name: Name of the depthwise layer in a block (keras.applications'
             V2 files call it ``dwconv2``, its V1 files ``dwconv``).
+        synchronized: BatchNorm statistics over every replica of a tf.distribute strategy.
+        padding: "same" (TensorFlow's) or "symmetric" (PyTorch's: strided convolutions
+            get a ``ZeroPadding2D`` of k // 2 on every side, named ``{conv}_pad``).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class GraphBuilder:
         dtype=None,
         depthwise_name="dwconv",
         synchronized=False,
+        padding="same",
     ):
         self.data_format = data_format
         self.channel_axis = -1 if data_format == "channels_last" else 1
@@ -62,6 +66,7 @@ class GraphBuilder:
         self.dtype = dtype
         self.depthwise_name = depthwise_name
         self.synchronized = synchronized
+        self.padding = padding
 
     def inputs(self, input_shape, input_tensor):
         """The model's input and the tensor the graph starts from."""
@@ -101,15 +106,30 @@ class GraphBuilder:
             name=name,
         )(x)
 
+    def pad(self, x, kernel_size, strides, name):
+        """`x` padded for a convolution, and the Keras padding that convolution then takes.
+
+        TensorFlow's "same" puts the odd pixel of a strided convolution's padding after the
+        image, PyTorch's symmetric padding k // 2 on both sides; at stride 1 (and for 1x1
+        kernels) the two pad alike, so only strided convolutions get an explicit pad.
+        """
+        if self.padding == "same" or kernel_size == 1 or strides in (1, (1, 1)):
+            return x, "same"
+        padded = layers.ZeroPadding2D(
+            kernel_size // 2, data_format=self.data_format, dtype=self.dtype, name=f"{name}_pad"
+        )(x)
+        return padded, "valid"
+
     def conv(self, x, filters, kernel_size, strides, name, use_bias=False, activation=None, experts=None):
-        """A 'same'-padded Conv2D; with `experts` (CondConv routing), a mixture of them."""
+        """A padded Conv2D (`pad`); with `experts` (CondConv routing), a mixture of them."""
+        x, padding = self.pad(x, kernel_size, strides, name)
 
         def layer(layer_name):
             return layers.Conv2D(
                 filters,
                 kernel_size,
                 strides=strides,
-                padding="same",
+                padding=padding,
                 use_bias=use_bias,
                 activation=activation,
                 data_format=self.data_format,
@@ -121,13 +141,14 @@ class GraphBuilder:
         return layer(name)(x) if experts is None else self.mixture(x, layer, name, experts)
 
     def depthwise(self, x, kernel_size, strides, name, experts=None):
-        """A 'same'-padded DepthwiseConv2D; with `experts` (CondConv routing), a mixture of them."""
+        """A padded DepthwiseConv2D (`pad`); with `experts` (CondConv routing), a mixture of them."""
+        x, padding = self.pad(x, kernel_size, strides, name)
 
         def layer(layer_name):
             return layers.DepthwiseConv2D(
                 kernel_size,
                 strides=strides,
-                padding="same",
+                padding=padding,
                 use_bias=False,
                 data_format=self.data_format,
                 depthwise_initializer=CONV_KERNEL_INITIALIZER,

@@ -28,12 +28,15 @@ from keras_efficientnets.arch.preprocessing import resolve_normalization
 from keras_efficientnets.arch.scaling import ModelPlan, plan_model
 from keras_efficientnets.arch.variants import BlockArgs, get_default_block_list
 
-__all__ = ["DEFAULT_SIZE", "MAX_PARAMETERS", "MIN_INPUT_SIZE", "BuildConfig"]
+__all__ = ["DEFAULT_SIZE", "MAX_PARAMETERS", "MIN_INPUT_SIZE", "PADDINGS", "BuildConfig"]
 
 MIN_INPUT_SIZE = 32
 # The input side of a classifier built without `input_shape` or `default_size`: the 2019
 # package's (and keras.applications' B0's), so that a 2019 script's `model.input_shape` holds.
 DEFAULT_SIZE = 224
+# How strided convolutions pad (`EfficientNet`'s `padding`): TensorFlow's "same" (the official
+# networks'), or the same amount on every side (PyTorch's, as in timm's own weights).
+PADDINGS = ("same", "symmetric")
 # The largest model the builder makes: 8 GB of float32 weights, 4x L2's 481M.
 MAX_PARAMETERS = 2_000_000_000
 
@@ -79,6 +82,7 @@ class BuildConfig:
     features_only: bool = False
     out_indices: tuple[int, ...] | None = None
     p5: str = "block"
+    padding: str = "same"
 
     def __post_init__(self):
         def normalize(field, value):
@@ -130,6 +134,7 @@ class BuildConfig:
             keras.dtype_policies.get(self.dtype)  # raises ValueError naming the valid policies
         normalize("name", check_str("name", self.name))
         normalize("depthwise_name", check_str("depthwise_name", self.depthwise_name))
+        normalize("padding", check_choice("padding", self.padding, PADDINGS))
         self._check_size()
 
     @functools.cached_property

@@ -68,6 +68,7 @@ def EfficientNet(
     features_only: bool = False,
     out_indices=None,
     p5: str = "block",
+    padding: str = "same",
 ) -> keras.Model:
     """Builds an EfficientNet from a list of stages.
 
@@ -152,6 +153,11 @@ def EfficientNet(
         p5: With features_only, the deepest level's map: "block" (the last
             block's output) or "head" (the 1x1 head convolution after it,
             ``top_activation``).
+        padding: How strided convolutions pad: "same" (TensorFlow's, which
+            puts an odd pixel of padding after the image; the official
+            networks') or "symmetric" (half before, half after, as PyTorch
+            and timm's own weights; a ``ZeroPadding2D`` before each strided
+            convolution). Stride-1 convolutions pad the same either way.
 
     Returns:
         A functional `keras.Model`.
@@ -205,6 +211,9 @@ def build(config: BuildConfig, *, weights=None, input_tensor=None, skip_mismatch
     choice = weights_lib.resolve_weights(
         weights, variant, config.include_top, config.classes, skip_mismatch=skip_mismatch
     )
+    if choice is not None and choice.build_options:
+        # The network the weights were trained as (timm's own: PyTorch padding and epsilon).
+        config = dataclasses.replace(config, **choice.build_options)
     normalization = (choice and choice.normalization) or config.normalization
     model = _graph(config, normalization, input_tensor)
     if choice is not None and config.remat:
@@ -245,6 +254,7 @@ def _graph(config: BuildConfig, normalization, input_tensor) -> keras.Model:
         dtype=config.dtype,
         depthwise_name=config.depthwise_name,
         synchronized=config.sync_batch_norm,
+        padding=config.padding,
     )
     plan = config.plan
     inputs, x = builder.inputs(config.input_shape, input_tensor)
@@ -285,6 +295,7 @@ _VARIANT_KEYWORDS = frozenset(
         "normalization",
         "out_indices",
         "p5",
+        "padding",
         "remat",
         "skip_mismatch",
         "sync_batch_norm",

