@@ -14,14 +14,22 @@ SIZE = 65
 REPO = "timm/tf_efficientnet_lite0.in1k"
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """A loopback Hub serving a random Lite0 as timm's REPO, with an empty cache of the test's own."""
+@pytest.fixture(scope="module")
+def lite0_checkpoint(tmp_path_factory):
+    """A random timm Lite0's files, its test images and timm's outputs on them: made once."""
+    folder = tmp_path_factory.mktemp("repo")
     images = random_images(2, SIZE, seed=11)
-    reference, _, mean, std = write_timm_checkpoint("lite0", tmp_path / "repo", images)
+    reference, _, mean, std = write_timm_checkpoint("lite0", folder, images)
+    return folder, images, timm_outputs(reference, images, mean, std)
+
+
+@pytest.fixture
+def hub(lite0_checkpoint, tmp_path, monkeypatch):
+    """A loopback Hub serving the random Lite0 as timm's REPO, with an empty cache of the test's own."""
+    folder, images, expected = lite0_checkpoint
     with LoopbackHub() as server:
-        server.add_repo(REPO, tmp_path / "repo")
-        server.expected = timm_outputs(reference, images, mean, std)
+        server.add_repo(REPO, folder)
+        server.expected = expected
         server.images = images
         server.cache = tmp_path / "cache"
         monkeypatch.setenv("HF_ENDPOINT", server.url)

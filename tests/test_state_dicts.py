@@ -135,6 +135,7 @@ def test_a_config_json_with_bad_constants_is_refused(tmp_path):
         ke.EfficientNetLite0(weights=str(path), input_shape=(SIZE, SIZE, 3))
 
 
+@pytest.mark.slow  # the default suite converts with test_a_converted_timm_own_checkpoint_keeps_its_padding
 def test_convert_writes_a_timm_checkpoint_as_our_weight_file(tmp_path):
     images = random_images(2, SIZE, seed=8)
     _, path, mean, _ = write_timm_checkpoint("v2b0", tmp_path / "hub", images)

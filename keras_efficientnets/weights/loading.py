@@ -303,7 +303,7 @@ def resolve_weights(
 def _state_dict_build_options(architecture: str | None, variant: str | None, path: str) -> dict:
     """What a state dict's network needs, by the architecture its config.json names (if any)."""
     if architecture is None:
-        return {}  # a TF port's layout is assumed: timm's own files always come with their config
+        return {}  # no config.json: a TF port is assumed (timm's own sets come with theirs from the Hub)
     if variant is not None:
         return architecture_build_options(architecture, variant, path)
     return dict(TIMM_OWN_BUILD_OPTIONS) if architecture in TIMM_OWN_ARCHITECTURES.values() else {}
@@ -334,9 +334,9 @@ def _checked_imagenet_source(variant, include_top: bool, classes: int, skip_mism
     if source is None:
         raise ValueError(
             f"No ImageNet weights ship for EfficientNet {variant!r}: they exist for "
-            f"{', '.join(imagenet_sources())}. Pass "
-            "weights=None for random initialisation, or convert an official checkpoint "
-            "(weights/README.md, `python weights/convert_tf_checkpoint.py`) and pass its path. "
+            f"{', '.join(imagenet_sources())}. Load timm's port of an official checkpoint by name "
+            f"({', '.join(repr(name) for name in hub_names(variant))}), pass weights=None for random "
+            "initialisation, or convert an official checkpoint (weights/README.md) and pass its path. "
             "Received: weights='imagenet'"
         )
     if include_top and classes != 1000 and not skip_mismatch:
