@@ -51,12 +51,16 @@ NUMERIC_TESTS := tests/test_model.py tests/test_families.py tests/test_features.
 test-no-onednn: install
 	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q $(NUMERIC_TESTS)
 
-# Two runs: the ONNX exports start their subprocesses from a small test process, not from one
-# that has already built B4-B8 and L2 (together they need close to 24 GiB). JAX too, for the
-# DataParallel training test.
+# Three runs: the ONNX exports start their subprocesses from a small test process, not from one
+# that has already built B4-B8 and L2 (together they need close to 24 GiB), and the timm
+# comparisons, which hold timm's and our copy of each variant (L2: 2 GB each), run in a process
+# of their own too (in the first run's they went past 24 GiB). JAX too, for the DataParallel
+# training test.
+SEPARATE_SLOW_TESTS := tests/test_onnx.py tests/test_state_dicts.py
 test-slow: $(BACKENDS_INSTALLED)
-	$(PYTEST) -q -m slow --ignore=tests/test_onnx.py
+	$(PYTEST) -q -m slow $(addprefix --ignore=,$(SEPARATE_SLOW_TESTS))
 	$(PYTEST) -q -m slow tests/test_onnx.py
+	$(PYTEST) -q -m slow tests/test_state_dicts.py
 
 $(BACKENDS_INSTALLED): $(INSTALLED)
 	$(PY) -m pip install -q -e ".[test,jax,torch]"
