@@ -209,7 +209,7 @@ def _read_timm(source):
 
 
 def _map_timm(state, variant):
-    depthwise_name = get_variant(variant).family_options.get("depthwise_name", "dwconv")
+    depthwise_name = checkpoints.depthwise_name_of(variant)
     return checkpoints.table_from_timm(state, plan_variant(variant), depthwise_name), {}
 
 

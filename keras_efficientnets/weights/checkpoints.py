@@ -31,12 +31,14 @@ import numpy as np
 
 from keras_efficientnets.arch import layer_names
 from keras_efficientnets.arch.scaling import ModelPlan
+from keras_efficientnets.arch.variants import get_variant
 
 __all__ = [
     "CONVERTIBLE_FAMILIES",
     "EMA_SUFFIX",
     "SOURCE_FORMATS",
     "block_prefixes",
+    "depthwise_name_of",
     "TIMM_FAMILIES",
     "fused_blocks",
     "is_timm_state_dict",
@@ -93,6 +95,16 @@ def fused_blocks(plan: ModelPlan) -> list[int]:
         [0, 1, 2, 3, 4, 5, 6]
     """
     return [index for index, block in enumerate(plan.blocks) if block.args.fused]
+
+
+def depthwise_name_of(variant: str) -> str:
+    """The name a variant's blocks give their depthwise layer, which the name maps target.
+
+    Example:
+        >>> depthwise_name_of("v2s"), depthwise_name_of("b0")
+        ('dwconv2', 'dwconv')
+    """
+    return get_variant(variant).family_options.get("depthwise_name", "dwconv")
 
 
 def block_prefixes(plan: ModelPlan) -> list[str]:

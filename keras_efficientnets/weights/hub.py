@@ -222,7 +222,7 @@ class HubCheckpoint:
         del include_top  # the loader leaves the classifier out
         path = self._download(_WEIGHTS_FILE)
         _check_blob_digest(path, self.repo_id)
-        depthwise_name = get_variant(self.variant).family_options.get("depthwise_name", "dwconv")
+        depthwise_name = checkpoints.depthwise_name_of(self.variant)
         table = checkpoints.table_from_timm(read_state_dict(path), plan, depthwise_name)
         return table, f"{self.repo_id} ({path})"
 
