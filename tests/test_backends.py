@@ -57,11 +57,19 @@ def test_keras_round_trip(model, tmp_path):
     np.testing.assert_allclose(infer(reloaded, x), infer(model, x), atol=1e-7, rtol=0)
 
 
-@pytest.mark.parametrize("name", FAMILY_MEMBERS)
-def test_logits_equal_tensorflow_on_the_same_weights(name, tmp_path):
+@pytest.mark.parametrize(
+    "name, output_stride",
+    [(name, None) for name in FAMILY_MEMBERS] + [("EfficientNetB0", 8)],  # dilated kernels too
+)
+def test_logits_equal_tensorflow_on_the_same_weights(name, output_stride, tmp_path):
     if keras.backend.backend() == "tensorflow":
         pytest.skip("TensorFlow is the reference backend this test compares against")
-    options = {"weights": None, "input_shape": (SIZE, SIZE, 3), "classifier_activation": None}
+    options = {
+        "weights": None,
+        "input_shape": (SIZE, SIZE, 3),
+        "classifier_activation": None,
+        "output_stride": output_stride,
+    }
     keras.utils.set_random_seed(0)  # the same draw on every run: a failure reproduces
     model = randomize_weights(getattr(ke, name)(**options))
     model.save_weights(tmp_path / "model.weights.h5")

@@ -71,22 +71,26 @@ def test_float_export_computes_what_keras_does(constructor, format, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("format", FLOAT_FORMATS)
-def test_a_backbone_exports_every_level(format, tmp_path):
+def test_a_dilated_backbone_exports_every_level(format, tmp_path):
+    # output_stride=16: P5 comes from dilated depthwise kernels, which each runtime must keep.
     backbone = randomize_weights(
-        ke.EfficientNetLite0(weights=None, features_only=True, out_indices=(2, 4), input_shape=(64, 64, 3))
+        ke.EfficientNetLite0(
+            weights=None, features_only=True, out_indices=(2, 4), output_stride=16, input_shape=(64, 64, 3)
+        )
     )
     outputs = exported(backbone, tmp_path, format)(random_images(2, 64, seed=2))
     expected = infer(backbone, random_images(2, 64, seed=2))
     assert sorted(outputs) == ["P3", "P5"]
+    assert outputs["P5"].shape == (2, 4, 4, 320)
     for level in expected:
         assert_same_network_outputs(outputs[level], expected[level], floor=1e-4, err_msg=level)
 
 
-def tiny_cnn(size=16):
+def tiny_cnn(size=16, dilation=1):
     """A few layers of the kinds the exports convert (strided, depthwise, pooled, dense): fast to export."""
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
-    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=dilation)(x)
     x = keras.layers.Conv2D(8, 1)(x)
     return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
 
@@ -398,6 +402,15 @@ def test_a_tflite_declaring_a_shape_its_operator_does_not_make_is_refused(tmp_pa
         ValueError, match=r"model.tflite is damaged: tensor '.+' is declared with shape \(1, 4128776, "
     ):
         load_predictor(path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="pip install ai-edge-litert")
+def test_a_tflite_with_dilated_kernels_is_not_mistaken_for_a_damaged_one(tmp_path):
+    # The converter runs a dilated depthwise convolution as SpaceToBatchND, which makes a batch
+    # of 4 from the 1 image the file declares for its dynamic batch axis (output_stride models).
+    model = tiny_cnn(dilation=2)
+    x = random_images(2, 16, seed=4)
+    assert_same_network_outputs(exported(model, tmp_path, "litert")(x), infer(model, x), floor=1e-4)
 
 
 def test_predictors_check_the_images(tmp_path):

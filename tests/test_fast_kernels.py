@@ -102,11 +102,16 @@ def _jitted_outputs(model, x):
     return np.asarray(call(*values, x))
 
 
-@pytest.mark.parametrize("name", FAMILY_MEMBERS)
-def test_every_family_computes_the_same_with_the_backends_fast_kernels(name):
+@pytest.mark.parametrize(
+    "name, output_stride",
+    [(name, None) for name in FAMILY_MEMBERS] + [("EfficientNetB0", 8)],  # dilated kernels too
+)
+def test_every_family_computes_the_same_with_the_backends_fast_kernels(name, output_stride):
     if not _on_jax_cpu():
         pytest.skip(ONLY_ON_JAX_CPU)
-    model = getattr(ke, name)(weights=None, input_shape=(SIZE, SIZE, 3), classifier_activation=None)
+    model = getattr(ke, name)(
+        weights=None, input_shape=(SIZE, SIZE, 3), classifier_activation=None, output_stride=output_stride
+    )
     fast = optimize_for_backend(model)
     kinds = {type(layer) for layer in fast.layers}
     assert {

@@ -182,6 +182,68 @@ def test_a_custom_model_has_as_many_levels_as_its_strides():
     assert {level: tensor.shape for level, tensor in backbone.output.items()} == {"P3": (None, 8, 8, 40)}
 
 
+# timm 1.0.31's `features_only=True, output_stride=...` on B0, Lite0, V2-B0, EdgeTPU-S and
+# CondConv-B0-4e (measured with timm; issue 24): the reductions, and the map sides at 225 px.
+TIMM_REDUCTIONS = {32: [2, 4, 8, 16, 32], 16: [2, 4, 8, 16, 16], 8: [2, 4, 8, 8, 8]}
+TIMM_SIDES_AT_225 = {32: [113, 57, 29, 15, 8], 16: [113, 57, 29, 15, 15], 8: [113, 57, 29, 29, 29]}
+
+
+@pytest.mark.parametrize("name", SMALLEST)
+def test_output_stride_gives_timms_reductions_and_keeps_the_levels(name):
+    undilated = feature_info(name)
+    assert [level.reduction for level in undilated] == TIMM_REDUCTIONS[32]
+    for output_stride, reductions in TIMM_REDUCTIONS.items():
+        levels = feature_info(name, output_stride=output_stride)
+        assert [level.reduction for level in levels] == reductions
+        # The same blocks end the same levels: only their maps are larger.
+        assert [(level.name, level.block, level.channels) for level in levels] == [
+            (level.name, level.block, level.channels) for level in undilated
+        ]
+
+
+@pytest.mark.parametrize("name", SMALLEST)
+def test_a_dilated_backbone_has_timms_map_sizes(name):
+    # features_only reads its levels off the built graph (`feature_extractor`), strides and
+    # dilations included; feature_info computes them from the plan alone.
+    backbone = constructor(name)(weights=None, features_only=True, output_stride=8, input_shape=(225, 225, 3))
+    assert {level: tuple(tensor.shape) for level, tensor in backbone.output.items()} == {
+        level.name: (None, side, side, level.channels)
+        for level, side in zip(feature_info(name, output_stride=8), TIMM_SIDES_AT_225[8], strict=True)
+    }
+
+
+def test_output_stride_16_dilates_the_blocks_past_stride_16():
+    model = ke.EfficientNetB0(weights=None, include_top=False, output_stride=16, input_shape=(225, 225, 3))
+    # block6a would halve 15 px to 8: it runs at stride 1, and the blocks after it see through
+    # kernels dilated by 2.
+    assert model.get_layer("block6a_dwconv").strides == (1, 1)
+    assert model.get_layer("block6a_dwconv").dilation_rate == (1, 1)
+    assert model.get_layer("block6b_dwconv").dilation_rate == (2, 2)
+    assert model.get_layer("block7a_dwconv").dilation_rate == (2, 2)
+    assert model.get_layer("block5c_dwconv").dilation_rate == (1, 1)
+    assert model.output_shape == (None, 15, 15, 1280)
+    backbone = feature_extractor(model)
+    assert {level: tensor.shape[1] for level, tensor in backbone.output.items()} == dict(
+        zip(LEVELS, TIMM_SIDES_AT_225[16], strict=True)
+    )
+
+
+def test_a_dilated_model_takes_the_undilated_weights_and_saves_its_dilation(tmp_path):
+    undilated = randomize_weights(ke.EfficientNetLite0(weights=None, input_shape=(64, 64, 3)))
+    path = tmp_path / "lite0.weights.h5"
+    undilated.save_weights(path)
+    dilated = ke.EfficientNetLite0(weights=str(path), output_stride=8, input_shape=(64, 64, 3))
+    for a, b in zip(undilated.weights, dilated.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    x = random_images(2, 64, seed=3)
+    # Same weights, another network: the late blocks see other neighbourhoods.
+    assert np.abs(infer(dilated, x) - infer(undilated, x)).max() > 1e-3
+    dilated.save(tmp_path / "dilated.keras")
+    reloaded = keras.saving.load_model(tmp_path / "dilated.keras")
+    np.testing.assert_array_equal(infer(reloaded, x), infer(dilated, x))
+    assert reloaded.get_layer("block7a_dwconv").dilation_rate == (4, 4)
+
+
 def test_remat_backbone_computes_what_the_plain_one_does():
     plain = randomize_weights(ke.EfficientNetB0(weights=None, features_only=True, input_shape=(64, 64, 3)))
     remat = ke.EfficientNetB0(weights=None, features_only=True, remat=True, input_shape=(64, 64, 3))
@@ -298,3 +360,5 @@ def test_bad_feature_extractor_arguments():
         feature_info("b0", p5="top")
     with pytest.raises(TypeError, match="variant name or a ModelPlan.*model=3"):
         feature_info(3)
+    with pytest.raises(ValueError, match=r"`output_stride` must be None.*32, 16 or 8.*output_stride=4"):
+        feature_info("b0", output_stride=4)

@@ -130,3 +130,37 @@ def test_counts_equal_built_model(name):
 
 def test_counts_equal_built_model_without_top():
     assert _built_params("b0", include_top=False)[0] == count_variant_flops("b0", include_top=False).params
+
+
+def _built_conv_macs(model) -> int:
+    """Multiply-adds of a built model's convolutions and dense layers, read off its layers' shapes."""
+    import keras
+
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            _, height, width, channels = layer.output.shape
+            macs += height * width * channels * math.prod(layer.kernel_size)
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            macs += height * width * filters * math.prod(layer.kernel.shape[:3])
+        elif isinstance(layer, keras.layers.Dense):
+            macs += math.prod(layer.kernel.shape)
+    return macs
+
+
+@pytest.mark.parametrize("output_stride", [None, 16, 8])
+def test_dilated_macs_equal_the_built_models(output_stride):
+    from keras_efficientnets import EfficientNetB0
+
+    model = EfficientNetB0(weights=None, output_stride=output_stride)
+    report = count_variant_flops("b0", output_stride=output_stride)
+    assert report.conv_macs == _built_conv_macs(model)
+    assert report.params == model.count_params()
+
+
+def test_a_smaller_output_stride_costs_more_on_the_same_parameters():
+    reports = {os: count_variant_flops("b0", output_stride=os) for os in (32, 16, 8)}
+    assert reports[32] == count_variant_flops("b0")
+    assert reports[32].params == reports[16].params == reports[8].params
+    assert reports[32].gmacs < reports[16].gmacs < reports[8].gmacs

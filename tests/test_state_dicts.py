@@ -10,6 +10,7 @@ from timm_reference import TIMM_ARCHITECTURES, import_timm, timm_outputs, write_
 import keras_efficientnets as ke
 from keras_efficientnets.arch.variants import VARIANTS
 from keras_efficientnets.convert import convert_checkpoint
+from keras_efficientnets.weights.hub import TIMM_OWN_ARCHITECTURES
 from keras_efficientnets.weights.loading import read_sidecar
 from keras_efficientnets.weights.state_dicts import checkpoint_normalization, read_state_dict
 
@@ -56,6 +57,64 @@ def test_timm_checkpoint_gives_timm_outputs_and_feature_levels(name, tmp_path):
         ours = ke.feature_extractor(model)
     levels = ours.predict(images, verbose=0)
     assert sorted(levels) == ["P1", "P2", "P3", "P4", "P5"]
+    for level, expected in zip(sorted(levels), timm_outputs(backbone, images, mean, std), strict=True):
+        assert_close_to_timm(levels[level], expected, err_msg=level)
+
+
+# Dilated backbones against timm's: the smallest of each family, at an odd size so that both
+# paddings' extra pixels matter; output stride 8 in the default suite for B0, the rest slow.
+DILATED_SIZE = 225
+
+
+@pytest.mark.parametrize(
+    "name, output_stride",
+    [
+        pytest.param(
+            name, output_stride, marks=() if (name, output_stride) == ("b0", 8) else pytest.mark.slow
+        )
+        for name in SMALLEST
+        for output_stride in (16, 8)
+    ],
+)
+def test_a_dilated_backbone_equals_timms(name, output_stride, tmp_path):
+    images = random_images(2, DILATED_SIZE, seed=5)
+    classifier, path, mean, std = write_timm_checkpoint(name, tmp_path, images)
+    backbone = import_timm().create_model(
+        TIMM_ARCHITECTURES[name], pretrained=False, features_only=True, output_stride=output_stride
+    )
+    backbone.load_state_dict(classifier.state_dict(), strict=False)
+    backbone.eval()
+
+    ours = constructor(name)(
+        weights=str(path),
+        features_only=True,
+        output_stride=output_stride,
+        input_shape=(DILATED_SIZE, DILATED_SIZE, 3),
+    )
+    levels = ours.predict(images, verbose=0)
+    for level, expected in zip(sorted(levels), timm_outputs(backbone, images, mean, std), strict=True):
+        assert levels[level].shape == expected.shape, level
+        assert_close_to_timm(levels[level], expected, err_msg=level)
+
+
+@pytest.mark.parametrize("output_stride", [8, pytest.param(16, marks=pytest.mark.slow)])
+def test_a_dilated_timm_own_network_equals_timms(output_stride, tmp_path):
+    # PyTorch's padding: explicit only before strided convolutions, which dilation never meets.
+    images = random_images(2, DILATED_SIZE, seed=6)
+    classifier, path, mean, std = write_timm_checkpoint("b0", tmp_path, images, own=True)
+    backbone = import_timm().create_model(
+        TIMM_OWN_ARCHITECTURES["b0"], pretrained=False, features_only=True, output_stride=output_stride
+    )
+    backbone.load_state_dict(classifier.state_dict(), strict=False)
+    backbone.eval()
+
+    ours = ke.EfficientNetB0(
+        weights=str(path),
+        features_only=True,
+        output_stride=output_stride,
+        input_shape=(DILATED_SIZE, DILATED_SIZE, 3),
+    )
+    levels = ours.predict(images, verbose=0)
     for level, expected in zip(sorted(levels), timm_outputs(backbone, images, mean, std), strict=True):
         assert_close_to_timm(levels[level], expected, err_msg=level)
 

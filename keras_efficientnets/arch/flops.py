@@ -29,14 +29,13 @@ from __future__ import annotations
 import dataclasses
 
 from keras_efficientnets._common.validation import check_bool, check_int, is_int, received
-from keras_efficientnets.arch.scaling import ModelPlan, plan_model, plan_variant
+from keras_efficientnets.arch.scaling import STEM_STRIDE, ModelPlan, dilate, plan_model, plan_variant
 from keras_efficientnets.arch.variants import get_default_block_list, get_variant
 
 __all__ = ["FlopsReport", "count_flops", "count_plan", "count_variant_flops"]
 
 # Stem: 3x3 stride-2 convolution; head: 1x1 convolution.
 _STEM_KERNEL = 3
-_STEM_STRIDES = 2
 # BatchNorm holds gamma and beta (trained) and moving mean and variance (not).
 _BN_TRAINABLE = 2
 _BN_NON_TRAINABLE = 2
@@ -198,6 +197,7 @@ def count_flops(
     stem_filters: int | None = None,
     condconv_experts: int = 4,
     input_channels: int = 3,
+    output_stride: int | None = None,
 ) -> FlopsReport:
     """Counts the multiply-adds and parameters of the model the builder makes.
 
@@ -216,6 +216,8 @@ def count_flops(
         round_limit, stem_filters, condconv_experts: As `scaling.plan_model`'s
             (EfficientNetV2: ``round_limit=0``; EdgeTPU: ``stem_filters=32``).
         input_channels: Channels of the input images.
+        output_stride: As `EfficientNet`'s: the blocks past it run on larger
+            maps (`scaling.dilate`), which costs more multiply-adds.
 
     Returns:
         A `FlopsReport`.
@@ -243,7 +245,11 @@ def count_flops(
         condconv_experts=condconv_experts,
     )
     return count_plan(
-        plan, resolution, include_top=include_top, classes=classes, input_channels=input_channels
+        dilate(plan, output_stride),
+        resolution,
+        include_top=include_top,
+        classes=classes,
+        input_channels=input_channels,
     )
 
 
@@ -263,7 +269,7 @@ def count_plan(
     input_channels = check_int("input_channels", input_channels, minimum=1)
     count = _Counter(height, width, input_channels)
 
-    count.conv(_STEM_KERNEL, plan.stem_filters, (_STEM_STRIDES, _STEM_STRIDES))
+    count.conv(_STEM_KERNEL, plan.stem_filters, (STEM_STRIDE, STEM_STRIDE))
     count.batch_norm()
     for block in plan.blocks:
         if block.args.fused:
@@ -288,7 +294,11 @@ def count_plan(
 
 
 def count_variant_flops(
-    name: str, resolution=None, include_top: bool = True, classes: int = 1000
+    name: str,
+    resolution=None,
+    include_top: bool = True,
+    classes: int = 1000,
+    output_stride: int | None = None,
 ) -> FlopsReport:
     """`count_flops` for a named variant of the table in `config.VARIANTS`.
 
@@ -297,6 +307,7 @@ def count_variant_flops(
         resolution: Input size; None for the variant's native resolution.
         include_top: Whether to count the classifier.
         classes: Classifier outputs.
+        output_stride: As `EfficientNet`'s (None: the variant's own, 32).
 
     Returns:
         A `FlopsReport`.
@@ -309,7 +320,7 @@ def count_variant_flops(
     """
     variant = get_variant(name)
     return count_plan(
-        plan_variant(variant.name),
+        dilate(plan_variant(variant.name), output_stride),
         variant.resolution if resolution is None else resolution,
         include_top=include_top,
         classes=classes,

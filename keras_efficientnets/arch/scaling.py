@@ -12,15 +12,19 @@ import inspect
 import math
 import string
 
-from keras_efficientnets._common.validation import check_bool, check_int, check_real, received
+from keras_efficientnets._common.validation import check_bool, check_int, check_real, is_int, received
 from keras_efficientnets.arch.variants import HEAD_FILTERS, BlockArgs, get_variant
 
 __all__ = [
     "MAX_BLOCKS",
     "MAX_COEFFICIENT",
+    "OUTPUT_STRIDES",
+    "STEM_STRIDE",
     "BlockPlan",
     "ModelPlan",
     "check_block_args_list",
+    "check_output_stride",
+    "dilate",
     "plan_model",
     "plan_variant",
     "round_filters",
@@ -32,6 +36,12 @@ __all__ = [
 # minutes and gigabytes.
 MAX_COEFFICIENT = 100.0
 MAX_BLOCKS = 2000
+
+# The stem's 3x3 convolution halves the input, whatever the stages.
+STEM_STRIDE = 2
+# What `dilate` can hold the deepest map at (`EfficientNet`'s `output_stride`; None keeps the
+# stages' own strides, 32 for every published model).
+OUTPUT_STRIDES = (8, 16, 32)
 
 
 def round_filters(
@@ -94,12 +104,15 @@ class BlockPlan:
         args: The block's settings: scaled filters, its own strides, one repeat.
         drop_rate: Its drop-connect rate.
         num_experts: Experts of each CondConv convolution; 0 for plain ones.
+        dilation: Dilation of its k x k convolution (`dilate`); 1 unless the
+            model runs at a smaller output stride than its stages make.
     """
 
     name: str
     args: BlockArgs
     drop_rate: float
     num_experts: int = 0
+    dilation: int = 1
 
     @property
     def expanded_filters(self) -> int:
@@ -282,6 +295,48 @@ def plan_model(
         blocks=tuple(blocks),
         head_filters=HEAD_FILTERS if fix_stem_and_head else scale_filters(HEAD_FILTERS),
     )
+
+
+def check_output_stride(output_stride) -> int | None:
+    """`output_stride` checked: None, or one of `OUTPUT_STRIDES`."""
+    if output_stride is None or (is_int(output_stride) and output_stride in OUTPUT_STRIDES):
+        return None if output_stride is None else int(output_stride)
+    # A ValueError for every wrong value, strings included: the fix is the same.
+    raise ValueError(
+        "`output_stride` must be None (the stages' own strides), 32, 16 or 8: the reduction of the "
+        "deepest feature map, kept by dilating the kernels of the blocks past it. "
+        + received("output_stride", output_stride)
+    )
+
+
+def dilate(plan: ModelPlan, output_stride: int | None) -> ModelPlan:
+    """`plan` with its deepest maps held at `output_stride` (timm's rule for dilated backbones).
+
+    Counting from the stem's stride, the first block whose stride would take the
+    reduction past `output_stride` runs at stride 1 with the dilation so far, and
+    every block after it dilates its k x k kernel by that stride too: the same
+    weights see the same neighbourhood on a map 2x (or 4x) larger. None, or an
+    output stride the stages never pass, returns `plan` as it is.
+
+    Example:
+        >>> plan = dilate(plan_variant("b0"), 16)
+        >>> [(b.name, b.args.strides[0], b.dilation) for b in plan.blocks[11:13]]
+        [('block6a_', 1, 1), ('block6b_', 1, 2)]
+    """
+    output_stride = check_output_stride(output_stride)
+    if output_stride is None:
+        return plan
+    reduction, dilation, blocks = STEM_STRIDE, 1, []
+    for block in plan.blocks:
+        stride, own_dilation = block.args.strides[0], dilation
+        if reduction * stride > output_stride:
+            dilation *= stride
+            block = dataclasses.replace(block, args=dataclasses.replace(block.args, strides=(1, 1)))
+        else:
+            reduction *= stride
+        # Times its own: dilating a dilated plan composes (16, then 8, gives 8's plan).
+        blocks.append(dataclasses.replace(block, dilation=block.dilation * own_dilation))
+    return dataclasses.replace(plan, blocks=tuple(blocks))
 
 
 def _stage_repeats(block_args_list, depth_coefficient, fix_stem_and_head) -> list[tuple[BlockArgs, int]]:

@@ -199,15 +199,24 @@ def _shape_damage(interpreter_lib, path: Path) -> str | None:
         shape = tuple(int(d) for d in declared[tensor["index"]]["shape"])
         signature = tuple(int(d) for d in declared[tensor["index"]]["shape_signature"])
         computed = tuple(int(d) for d in tensor["shape"])
-        agrees_with_signature = len(signature) == len(shape) and all(
-            s in (-1, d) for d, s in zip(shape, signature, strict=True)
+        fits = len(shape) == len(signature) == len(computed) and all(
+            _dimension_fits(*dims) for dims in zip(shape, signature, computed, strict=True)
         )
-        if computed != shape or not agrees_with_signature:
+        if not fits:
             return (
                 f"tensor {tensor['name']!r} is declared with shape {shape} (signature "
                 f"{signature}), but its operator makes {computed}."
             )
     return None
+
+
+def _dimension_fits(declared: int, signature: int, computed: int) -> bool:
+    if signature == -1:
+        # A dynamic dimension's declared size is the converter's value for a batch of 1, which
+        # an operator may multiply: a dilated convolution's SpaceToBatchND makes a batch of 4
+        # from 1 image. Declared larger than made is what damage looks like.
+        return declared <= computed
+    return declared == signature == computed
 
 
 class OpenVINOPredictor(Predictor):

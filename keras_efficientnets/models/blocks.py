@@ -111,7 +111,8 @@ class GraphBuilder:
 
         TensorFlow's "same" puts the odd pixel of a strided convolution's padding after the
         image, PyTorch's symmetric padding k // 2 on both sides; at stride 1 (and for 1x1
-        kernels) the two pad alike, so only strided convolutions get an explicit pad.
+        kernels) the two pad alike, dilated or not, so only strided convolutions get an
+        explicit pad.
         """
         if self.padding == "same" or kernel_size == 1 or strides in (1, (1, 1)):
             return x, "same"
@@ -120,7 +121,18 @@ class GraphBuilder:
         )(x)
         return padded, "valid"
 
-    def conv(self, x, filters, kernel_size, strides, name, use_bias=False, activation=None, experts=None):
+    def conv(
+        self,
+        x,
+        filters,
+        kernel_size,
+        strides,
+        name,
+        use_bias=False,
+        activation=None,
+        experts=None,
+        dilation=1,
+    ):
         """A padded Conv2D (`pad`); with `experts` (CondConv routing), a mixture of them."""
         x, padding = self.pad(x, kernel_size, strides, name)
 
@@ -130,6 +142,7 @@ class GraphBuilder:
                 kernel_size,
                 strides=strides,
                 padding=padding,
+                dilation_rate=dilation,
                 use_bias=use_bias,
                 activation=activation,
                 data_format=self.data_format,
@@ -140,7 +153,7 @@ class GraphBuilder:
 
         return layer(name)(x) if experts is None else self.mixture(x, layer, name, experts)
 
-    def depthwise(self, x, kernel_size, strides, name, experts=None):
+    def depthwise(self, x, kernel_size, strides, name, experts=None, dilation=1):
         """A padded DepthwiseConv2D (`pad`); with `experts` (CondConv routing), a mixture of them."""
         x, padding = self.pad(x, kernel_size, strides, name)
 
@@ -149,6 +162,7 @@ class GraphBuilder:
                 kernel_size,
                 strides=strides,
                 padding=padding,
+                dilation_rate=dilation,
                 use_bias=False,
                 data_format=self.data_format,
                 depthwise_initializer=CONV_KERNEL_INITIALIZER,
@@ -199,9 +213,14 @@ class GraphBuilder:
             x = self.batch_norm(x, name=f"{name}expand_bn")
             x = self.act(x, name=f"{name}expand_activation")
 
-        # Depthwise: spatial filtering per channel, with the block's stride.
+        # Depthwise: spatial filtering per channel, with the block's stride (or dilation).
         x = self.depthwise(
-            x, args.kernel_size, args.strides, name=f"{name}{self.depthwise_name}", experts=experts
+            x,
+            args.kernel_size,
+            args.strides,
+            name=f"{name}{self.depthwise_name}",
+            experts=experts,
+            dilation=block.dilation,
         )
         x = self.batch_norm(x, name=f"{name}bn")
         x = self.act(x, name=f"{name}activation")
@@ -218,7 +237,12 @@ class GraphBuilder:
         x = inputs
         if args.expand_ratio != 1:
             x = self.conv(
-                x, block.expanded_filters, args.kernel_size, args.strides, name=f"{name}expand_conv"
+                x,
+                block.expanded_filters,
+                args.kernel_size,
+                args.strides,
+                name=f"{name}expand_conv",
+                dilation=block.dilation,
             )
             x = self.batch_norm(x, name=f"{name}expand_bn")
             x = self.act(x, name=f"{name}expand_activation")
@@ -228,7 +252,14 @@ class GraphBuilder:
             x = self.conv(x, args.output_filters, 1, 1, name=f"{name}project_conv")
             return self.batch_norm(x, name=f"{name}project_bn")
         # No expansion: the k x k conv goes straight to the output width, with an activation.
-        x = self.conv(x, args.output_filters, args.kernel_size, args.strides, name=f"{name}project_conv")
+        x = self.conv(
+            x,
+            args.output_filters,
+            args.kernel_size,
+            args.strides,
+            name=f"{name}project_conv",
+            dilation=block.dilation,
+        )
         x = self.batch_norm(x, name=f"{name}project_bn")
         return self.act(x, name=f"{name}project_activation")
 

@@ -25,7 +25,7 @@ from keras_efficientnets._common.validation import (
 from keras_efficientnets.arch.feature_levels import P5_SOURCES, feature_info, level_names_of_indices
 from keras_efficientnets.arch.flops import count_plan
 from keras_efficientnets.arch.preprocessing import resolve_normalization
-from keras_efficientnets.arch.scaling import ModelPlan, plan_model
+from keras_efficientnets.arch.scaling import ModelPlan, check_output_stride, dilate, plan_model
 from keras_efficientnets.arch.variants import BlockArgs, get_default_block_list
 
 __all__ = ["DEFAULT_SIZE", "MAX_PARAMETERS", "MIN_INPUT_SIZE", "PADDINGS", "BuildConfig"]
@@ -83,6 +83,7 @@ class BuildConfig:
     out_indices: tuple[int, ...] | None = None
     p5: str = "block"
     padding: str = "same"
+    output_stride: int | None = None
 
     def __post_init__(self):
         def normalize(field, value):
@@ -90,6 +91,7 @@ class BuildConfig:
 
         if self.block_args_list is None:  # 0.1.x's way of asking for B0's stages
             normalize("block_args_list", get_default_block_list())
+        normalize("output_stride", check_output_stride(self.output_stride))
         _check_equal_strides(self.plan)  # making the plan checks the stages and the scaling arguments
         normalize("block_args_list", tuple(self.block_args_list))
         for field in ("width_coefficient", "depth_coefficient", "drop_connect_rate"):
@@ -139,8 +141,8 @@ class BuildConfig:
 
     @functools.cached_property
     def plan(self) -> ModelPlan:
-        """Channels, blocks and drop-connect rates of the model (`scaling.plan_model`)."""
-        return plan_model(
+        """Channels, blocks and drop-connect rates of the model (`scaling.plan_model`, `dilate`)."""
+        plan = plan_model(
             self.block_args_list,
             self.width_coefficient,
             self.depth_coefficient,
@@ -153,6 +155,7 @@ class BuildConfig:
             stem_filters=self.stem_filters,
             condconv_experts=self.condconv_experts,
         )
+        return dilate(plan, self.output_stride)
 
     @property
     def feature_levels(self) -> list[str] | None:

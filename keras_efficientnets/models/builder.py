@@ -16,6 +16,7 @@ import keras
 import keras_efficientnets.weights.loading as weights_lib
 from keras_efficientnets._common.validation import check_bool, received
 from keras_efficientnets.arch.preprocessing import resolve_normalization
+from keras_efficientnets.arch.scaling import STEM_STRIDE
 from keras_efficientnets.arch.variants import FAMILIES, VARIANTS, Variant
 from keras_efficientnets.models.blocks import GraphBuilder
 from keras_efficientnets.models.build_config import BuildConfig
@@ -69,6 +70,7 @@ def EfficientNet(
     out_indices=None,
     p5: str = "block",
     padding: str = "same",
+    output_stride: int | None = None,
 ) -> keras.Model:
     """Builds an EfficientNet from a list of stages.
 
@@ -158,6 +160,12 @@ def EfficientNet(
             networks') or "symmetric" (half before, half after, as PyTorch
             and timm's own weights; a ``ZeroPadding2D`` before each strided
             convolution). Stride-1 convolutions pad the same either way.
+        output_stride: None for the stages' own strides, or 32, 16 or 8: the
+            deepest map's reduction, for dense prediction (DeepLab). The first
+            block that would pass it runs at stride 1 and the blocks after it
+            dilate their kernels instead (timm's rule, `scaling.dilate`): the
+            same weights, larger late maps, more FLOPs (`count_flops`). The
+            feature levels keep their names (`feature_extractor`).
 
     Returns:
         A functional `keras.Model`.
@@ -260,7 +268,7 @@ def _graph(config: BuildConfig, normalization, input_tensor) -> keras.Model:
     inputs, x = builder.inputs(config.input_shape, input_tensor)
     if config.include_preprocessing:
         x = builder.normalize(x, *resolve_normalization(normalization, channels=config.channels))
-    x = builder.conv_bn_act(x, plan.stem_filters, 3, strides=2, prefix="stem")
+    x = builder.conv_bn_act(x, plan.stem_filters, 3, strides=STEM_STRIDE, prefix="stem")
     for block in plan.blocks:
         x = builder.block(x, block, rematerialize=config.remat)
     x = builder.conv_bn_act(x, plan.head_filters, 1, strides=1, prefix="top")
@@ -295,6 +303,7 @@ _VARIANT_KEYWORDS = frozenset(
         "normalization",
         "out_indices",
         "p5",
+        "output_stride",
         "padding",
         "remat",
         "skip_mismatch",

@@ -4,7 +4,9 @@
 from its configuration, so it works on any EfficientNet of this package,
 including one loaded from a ``.keras`` file: the layers of a block share its
 prefix (``block3b_...``, or one nested model ``block3b`` with remat), a block's
-last layer is its output, and its strided convolutions give its reduction.
+last layer is its output, and its strided convolutions give its reduction (in
+a dilated model, the dilation gained by the blocks after it gives the stride
+it runs without: `feature_levels.stride_given_up`).
 `feature_levels.feature_info` computes the same levels from the plan alone;
 the tests hold the two to each other for every variant.
 """
@@ -16,7 +18,7 @@ import re
 import keras
 
 from keras_efficientnets._common.validation import check_choice, received
-from keras_efficientnets.arch.feature_levels import P5_SOURCES, check_level_names
+from keras_efficientnets.arch.feature_levels import P5_SOURCES, check_level_names, stride_given_up
 from keras_efficientnets.models.graph_depth import room_for_graph_walk
 from keras_efficientnets.models.remat import leaf_layers
 
@@ -31,8 +33,11 @@ def feature_extractor(model: keras.Model, levels=None, p5: str = "block", name: 
 
     Level k (keras-hub's ``"Pk"``) is the output of the last block at
     reduction 2^k of the input: ``ceil(H / 2^k) x ceil(W / 2^k)`` maps, P1 to
-    P5 for every published variant. The new model shares `model`'s layers and
-    weights: training one trains the other.
+    P5 for every published variant. A model built with ``output_stride`` 16
+    or 8 has the same levels with the deepest at that reduction (P4 and P5
+    both at 16 for ``output_stride=16``; `feature_levels.feature_info`).
+    The new model shares `model`'s layers and weights: training one trains
+    the other.
 
     Args:
         model: An EfficientNet of this package, with or without its classifier,
@@ -76,12 +81,11 @@ def _pyramid_layers(model) -> dict[int, keras.layers.Layer]:
             f"`model` has no `stem_conv` layer: {model.name!r} is not an EfficientNet built by this "
             "package, so its blocks and levels are unknown."
         )
-    pyramid, reduction = {}, 1
-    for group, layers in groups.items():
-        if group == "top":
-            continue
-        reduction *= max(_stride(layer) for layer in layers)
-        pyramid[reduction.bit_length() - 1] = layers[-1]  # a group's last layer is its output
+    stages = [_GroupStrides(layers) for group, layers in groups.items() if group != "top"]
+    pyramid, undilated_reduction = {}, 1
+    for stage, following in zip(stages, stages[1:] + [None], strict=True):
+        undilated_reduction *= stage.stride * stride_given_up(stage, following)
+        pyramid[undilated_reduction.bit_length() - 1] = stage.output_layer
     return pyramid
 
 
@@ -95,9 +99,20 @@ def _layer_groups(model) -> dict[str, list]:
     return groups
 
 
-def _stride(layer) -> int:
-    nested = leaf_layers(layer) if isinstance(layer, keras.Model) else [layer]
-    return max((inner.strides[0] for inner in nested if hasattr(inner, "strides")), default=1)
+class _GroupStrides:
+    """The stem's or a block's layers: its stride, the dilation of its kernels, its output layer."""
+
+    def __init__(self, layers):
+        leaves = [inner for layer in layers for inner in _leaves(layer)]
+        self.stride = max((inner.strides[0] for inner in leaves if hasattr(inner, "strides")), default=1)
+        self.dilation = max(
+            (inner.dilation_rate[0] for inner in leaves if hasattr(inner, "dilation_rate")), default=1
+        )
+        self.output_layer = layers[-1]  # a group's last layer is its output
+
+
+def _leaves(layer):
+    return leaf_layers(layer) if isinstance(layer, keras.Model) else [layer]
 
 
 def _output_in_graph(layer):
