@@ -234,16 +234,16 @@ class GraphBuilder:
     def fused_branch(self, inputs, block: BlockPlan):
         """Fused MBConv: one k x k conv with the stride replaces expansion and depthwise (EfficientNetV2)."""
         args, name = block.args, block.name
+
+        def spatial_conv(x, filters, layer_name):
+            # The block's one k x k convolution, with its stride (or dilation).
+            return self.conv(
+                x, filters, args.kernel_size, args.strides, name=layer_name, dilation=block.dilation
+            )
+
         x = inputs
         if args.expand_ratio != 1:
-            x = self.conv(
-                x,
-                block.expanded_filters,
-                args.kernel_size,
-                args.strides,
-                name=f"{name}expand_conv",
-                dilation=block.dilation,
-            )
+            x = spatial_conv(x, block.expanded_filters, f"{name}expand_conv")
             x = self.batch_norm(x, name=f"{name}expand_bn")
             x = self.act(x, name=f"{name}expand_activation")
         if args.has_se:
@@ -252,14 +252,7 @@ class GraphBuilder:
             x = self.conv(x, args.output_filters, 1, 1, name=f"{name}project_conv")
             return self.batch_norm(x, name=f"{name}project_bn")
         # No expansion: the k x k conv goes straight to the output width, with an activation.
-        x = self.conv(
-            x,
-            args.output_filters,
-            args.kernel_size,
-            args.strides,
-            name=f"{name}project_conv",
-            dilation=block.dilation,
-        )
+        x = spatial_conv(x, args.output_filters, f"{name}project_conv")
         x = self.batch_norm(x, name=f"{name}project_bn")
         return self.act(x, name=f"{name}project_activation")
 
