@@ -29,7 +29,14 @@ from __future__ import annotations
 import dataclasses
 
 from keras_efficientnets._common.validation import check_bool, check_int, is_int, received
-from keras_efficientnets.arch.scaling import STEM_STRIDE, ModelPlan, dilate, plan_model, plan_variant
+from keras_efficientnets.arch.scaling import (
+    PLAN_KEYWORDS,
+    STEM_STRIDE,
+    ModelPlan,
+    dilate,
+    plan_model,
+    plan_variant,
+)
 from keras_efficientnets.arch.variants import get_default_block_list, get_variant
 
 __all__ = ["FlopsReport", "count_flops", "count_plan", "count_variant_flops"]
@@ -232,18 +239,8 @@ def count_flops(
     """
     if block_args_list is None:
         block_args_list = get_default_block_list()
-    plan = plan_model(
-        block_args_list,
-        width_coefficient,
-        depth_coefficient,
-        depth_divisor=depth_divisor,
-        min_depth=min_depth,
-        fix_stem_and_head=fix_stem_and_head,
-        use_se=use_se,
-        round_limit=round_limit,
-        stem_filters=stem_filters,
-        condconv_experts=condconv_experts,
-    )
+    arguments = dict(locals())
+    plan = plan_model(**{name: arguments[name] for name in PLAN_KEYWORDS if name in arguments})
     return count_plan(
         dilate(plan, output_stride),
         resolution,

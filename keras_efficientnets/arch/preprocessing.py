@@ -44,9 +44,9 @@ def resolve_normalization(normalization, channels: int | None = None) -> tuple[n
         >>> float(mean), float(std)
         (127.0, 128.0)
         >>> [round(float(c), 2) for c in resolve_normalization("imagenet", channels=1)]
-        [115.6, 57.37]
+        [114.5, 57.63]
         >>> resolve_normalization("imagenet", channels=4)[0].round(2).tolist()
-        [123.67, 116.28, 103.53, 123.67]
+        [123.68, 116.28, 103.53, 123.68]
     """
     named = isinstance(normalization, str)
     if named:

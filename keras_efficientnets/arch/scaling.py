@@ -19,6 +19,7 @@ __all__ = [
     "MAX_BLOCKS",
     "MAX_COEFFICIENT",
     "OUTPUT_STRIDES",
+    "PLAN_KEYWORDS",
     "STEM_STRIDE",
     "BlockPlan",
     "ModelPlan",
@@ -361,7 +362,7 @@ def plan_variant(name: str, drop_connect_rate: float = 0.0) -> ModelPlan:
     """
     variant = get_variant(name)
     # The family's builder keywords that are plan_model's; the others shape layers, not the plan.
-    options = {key: value for key, value in variant.family_options.items() if key in _PLAN_KEYWORDS}
+    options = {key: value for key, value in variant.family_options.items() if key in PLAN_KEYWORDS}
     return plan_model(
         variant.block_args_list(),
         variant.width_coefficient,
@@ -371,4 +372,5 @@ def plan_variant(name: str, drop_connect_rate: float = 0.0) -> ModelPlan:
     )
 
 
-_PLAN_KEYWORDS = frozenset(inspect.signature(plan_model).parameters)
+# plan_model's arguments: what BuildConfig, count_flops and plan_variant pass on by name.
+PLAN_KEYWORDS = frozenset(inspect.signature(plan_model).parameters)

@@ -134,41 +134,47 @@ class GraphBuilder:
         dilation=1,
     ):
         """A padded Conv2D (`pad`); with `experts` (CondConv routing), a mixture of them."""
-        x, padding = self.pad(x, kernel_size, strides, name)
 
-        def layer(layer_name):
+        def layer(layer_name, **spatial):
             return layers.Conv2D(
                 filters,
-                kernel_size,
-                strides=strides,
-                padding=padding,
-                dilation_rate=dilation,
                 use_bias=use_bias,
                 activation=activation,
-                data_format=self.data_format,
                 kernel_initializer=CONV_KERNEL_INITIALIZER,
-                dtype=self.dtype,
                 name=layer_name,
+                **spatial,
             )
 
-        return layer(name)(x) if experts is None else self.mixture(x, layer, name, experts)
+        return self.spatial_layer(x, layer, kernel_size, strides, dilation, name, experts)
 
     def depthwise(self, x, kernel_size, strides, name, experts=None, dilation=1):
         """A padded DepthwiseConv2D (`pad`); with `experts` (CondConv routing), a mixture of them."""
+
+        def layer(layer_name, **spatial):
+            return layers.DepthwiseConv2D(
+                use_bias=False, depthwise_initializer=CONV_KERNEL_INITIALIZER, name=layer_name, **spatial
+            )
+
+        return self.spatial_layer(x, layer, kernel_size, strides, dilation, name, experts)
+
+    def spatial_layer(self, x, make_layer, kernel_size, strides, dilation, name, experts):
+        """`make_layer(layer_name, **options)` applied to `x` padded (`pad`), or a mixture of its experts.
+
+        The options are what a convolution and a depthwise convolution share: kernel, stride,
+        padding, dilation, data format and dtype.
+        """
         x, padding = self.pad(x, kernel_size, strides, name)
+        spatial = dict(
+            kernel_size=kernel_size,
+            strides=strides,
+            padding=padding,
+            dilation_rate=dilation,
+            data_format=self.data_format,
+            dtype=self.dtype,
+        )
 
         def layer(layer_name):
-            return layers.DepthwiseConv2D(
-                kernel_size,
-                strides=strides,
-                padding=padding,
-                dilation_rate=dilation,
-                use_bias=False,
-                data_format=self.data_format,
-                depthwise_initializer=CONV_KERNEL_INITIALIZER,
-                dtype=self.dtype,
-                name=layer_name,
-            )
+            return make_layer(layer_name, **spatial)
 
         return layer(name)(x) if experts is None else self.mixture(x, layer, name, experts)
 

@@ -25,7 +25,7 @@ from keras_efficientnets._common.validation import (
 from keras_efficientnets.arch.feature_levels import P5_SOURCES, feature_info, level_names_of_indices
 from keras_efficientnets.arch.flops import count_plan
 from keras_efficientnets.arch.preprocessing import resolve_normalization
-from keras_efficientnets.arch.scaling import ModelPlan, check_output_stride, dilate, plan_model
+from keras_efficientnets.arch.scaling import PLAN_KEYWORDS, ModelPlan, check_output_stride, dilate, plan_model
 from keras_efficientnets.arch.variants import BlockArgs, get_default_block_list
 
 __all__ = ["DEFAULT_SIZE", "MAX_PARAMETERS", "MIN_INPUT_SIZE", "PADDINGS", "BuildConfig"]
@@ -142,19 +142,7 @@ class BuildConfig:
     @functools.cached_property
     def plan(self) -> ModelPlan:
         """Channels, blocks and drop-connect rates of the model (`scaling.plan_model`, `dilate`)."""
-        plan = plan_model(
-            self.block_args_list,
-            self.width_coefficient,
-            self.depth_coefficient,
-            drop_connect_rate=self.drop_connect_rate,
-            depth_divisor=self.depth_divisor,
-            min_depth=self.min_depth,
-            fix_stem_and_head=self.fix_stem_and_head,
-            use_se=self.use_se,
-            round_limit=self.round_limit,
-            stem_filters=self.stem_filters,
-            condconv_experts=self.condconv_experts,
-        )
+        plan = plan_model(**{name: getattr(self, name) for name in PLAN_KEYWORDS})
         return dilate(plan, self.output_stride)
 
     @property
