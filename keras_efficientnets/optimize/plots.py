@@ -30,6 +30,7 @@ def plot_candidates(results, path=None, phi: float = 1.0, max_cost: float = 2.0)
         The matplotlib `Figure`.
 
     Example:
+        >>> from keras_efficientnets.optimize import optimize_coefficients
         >>> figure = plot_candidates(optimize_coefficients(search_per_coeff=4))
         >>> len(figure.axes)
         4
