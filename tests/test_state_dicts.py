@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 from helpers import random_images
-from timm_reference import TIMM_ARCHITECTURES, import_timm, timm_outputs, write_timm_checkpoint
+from timm_reference import TIMM_ARCHITECTURES, LoopbackHub, import_timm, timm_outputs, write_timm_checkpoint
 
 import keras_efficientnets as ke
 from keras_efficientnets.arch.variants import VARIANTS
 from keras_efficientnets.convert import convert_checkpoint
-from keras_efficientnets.weights.hub import TIMM_OWN_ARCHITECTURES
+from keras_efficientnets.weights.hub import TIMM_OWN_ARCHITECTURES, hub_names
 from keras_efficientnets.weights.loading import read_sidecar
 from keras_efficientnets.weights.state_dicts import checkpoint_normalization, read_state_dict
 
@@ -36,23 +36,38 @@ def test_every_variant_has_its_timm_architecture():
     assert sorted(TIMM_ARCHITECTURES) == sorted(VARIANTS)
 
 
+@pytest.fixture
+def loopback_hub(tmp_path, monkeypatch):
+    """A Hub on 127.0.0.1 that `weights=<name>` downloads from, with an empty cache of the test's own."""
+    with LoopbackHub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        yield server
+
+
 @pytest.mark.parametrize("name", VARIANT_PARAMS)
-def test_timm_checkpoint_gives_timm_outputs_and_feature_levels(name, tmp_path):
+def test_timm_checkpoint_gives_timm_outputs_and_feature_levels(name, tmp_path, loopback_hub):
     images = random_images(2, SIZE, seed=1)
-    classifier, path, mean, std = write_timm_checkpoint(name, tmp_path, images)
+    classifier, path, mean, std = write_timm_checkpoint(name, tmp_path / "repo", images)
     backbone = import_timm().create_model(TIMM_ARCHITECTURES[name], pretrained=False, features_only=True)
     missing, unexpected = backbone.load_state_dict(classifier.state_dict(), strict=False)
     assert not missing and {key.split(".")[0] for key in unexpected} == {"conv_head", "bn2", "classifier"}
     backbone.eval()
+    # Loaded by the variant's first short name, downloaded from the loopback Hub as from the real one.
+    short_name, repository = next(iter(hub_names(name).items()))
+    loopback_hub.add_repo(repository, path.parent)
 
-    model = constructor(name)(weights=str(path), input_shape=(SIZE, SIZE, 3), classifier_activation=None)
+    model = constructor(name)(weights=short_name, input_shape=(SIZE, SIZE, 3), classifier_activation=None)
     assert_close_to_timm(model.predict(images, verbose=0), timm_outputs(classifier, images, mean, std))
+    assert ("GET", f"/{repository}/resolve/main/model.safetensors") in loopback_hub.requests
 
     # `features_only=True` is `feature_extractor` of the classifier it builds and loads: the
-    # smallest variants take that road whole, the others (gigabytes each) reuse the model above.
+    # smallest variants take that road whole (from the Hub's cache now), the others (gigabytes
+    # each) reuse the model above.
     if name in SMALLEST:
         del model
-        ours = constructor(name)(weights=str(path), features_only=True, input_shape=(SIZE, SIZE, 3))
+        ours = constructor(name)(weights=short_name, features_only=True, input_shape=(SIZE, SIZE, 3))
     else:
         ours = ke.feature_extractor(model)
     levels = ours.predict(images, verbose=0)

@@ -19,6 +19,7 @@ import re
 import sys
 import threading
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +164,17 @@ def timm_outputs(model, images: np.ndarray, mean, std):
     return outputs.numpy()
 
 
+_CHUNK = 1 << 20
+
+
+def _file_digest(path: Path, algorithm) -> str:
+    digest = algorithm()
+    with path.open("rb") as source:
+        for chunk in iter(lambda: source.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class LoopbackHub:
     """A Hugging Face Hub on 127.0.0.1 as `huggingface_hub` downloads from it (``HF_ENDPOINT``).
 
@@ -175,7 +187,7 @@ class LoopbackHub:
     COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
     def __init__(self):
-        self.files: dict[tuple[str, str], bytes] = {}
+        self.files: dict[tuple[str, str], Path] = {}
         self.corrupt: set[tuple[str, str]] = set()
         self.requests: list[tuple[str, str]] = []
         hub = self
@@ -198,9 +210,12 @@ class LoopbackHub:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def add_repo(self, repo_id: str, folder) -> None:
-        """Serves the ``model.safetensors`` and ``config.json`` of `folder` as `repo_id`."""
+        """Serves the ``model.safetensors`` and ``config.json`` of `folder` as `repo_id`.
+
+        Read from disk at each request, never held in memory: L2's weights are 1.9 GB.
+        """
         for name in ("model.safetensors", "config.json"):
-            self.files[(repo_id, name)] = (folder / name).read_bytes()
+            self.files[(repo_id, name)] = Path(folder) / name
 
     def _answer(self, request, send_body: bool) -> None:
         self.requests.append((request.command, request.path))
@@ -212,17 +227,23 @@ class LoopbackHub:
             request.send_header("Content-Length", "0")
             request.end_headers()
             return
-        data = self.files[key]
+        path = self.files[key]
+        size = path.stat().st_size
         request.send_response(200)
         request.send_header("X-Repo-Commit", self.COMMIT)
         if key[1].endswith(".safetensors"):
-            request.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
-            request.send_header("X-Linked-Size", str(len(data)))
-        request.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
-        request.send_header("Content-Length", str(len(data)))
+            request.send_header("X-Linked-Etag", f'"{_file_digest(path, hashlib.sha256)}"')
+            request.send_header("X-Linked-Size", str(size))
+        request.send_header("ETag", f'"{_file_digest(path, hashlib.sha1)}"')
+        request.send_header("Content-Length", str(size))
         request.end_headers()
         if send_body:
-            request.wfile.write(data[:-64] + bytes(64) if key in self.corrupt else data)
+            # A corrupt file's last bytes are zeroed, after its true sha256 was announced.
+            intact = size - 64 if key in self.corrupt else size
+            with path.open("rb") as source:
+                for start in range(0, intact, _CHUNK):
+                    request.wfile.write(source.read(min(_CHUNK, intact - start)))
+            request.wfile.write(bytes(size - intact))
 
     def __enter__(self):
         self._thread.start()
