@@ -1,8 +1,12 @@
 """`weights=` names of timm's checkpoints on the Hugging Face Hub, served from 127.0.0.1."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from helpers import random_images
+from PIL import Image
 from timm_reference import LoopbackHub, import_timm, timm_outputs, write_timm_checkpoint
 
 import keras_efficientnets as ke
@@ -173,3 +177,31 @@ def test_timms_own_weights_load_by_name_with_their_padding(tmp_path, monkeypatch
         model.predict(images, verbose=0), expected, atol=1e-4 * np.abs(expected).max(), rtol=0
     )
     assert model.get_layer("stem_conv_pad").padding == ((1, 1), (1, 1))
+
+
+def test_predict_evaluates_a_checkpoint_at_its_own_size_crop_and_resampling(
+    lite0_checkpoint, hub, tmp_path, monkeypatch, capsys
+):
+    from keras_efficientnets import cli
+    from keras_efficientnets._common import images
+
+    folder, _, _ = lite0_checkpoint
+    evaluated = tmp_path / "repo"
+    evaluated.mkdir()
+    shutil.copy(folder / "model.safetensors", evaluated)
+    config = json.loads((folder / "config.json").read_text())
+    config["pretrained_cfg"].update(input_size=[3, 96, 96], crop_pct=0.5, interpolation="bilinear")
+    (evaluated / "config.json").write_text(json.dumps(config))
+    hub.add_repo(REPO, evaluated)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 120, 3), dtype=np.uint8)).save(photo)
+    loads = []
+    load_image = images.load_image
+    monkeypatch.setattr(
+        images, "load_image", lambda path, **options: loads.append(options) or load_image(path, **options)
+    )
+
+    assert cli.main(["predict", str(photo), "--model", "lite0", "--weights", REPO, "--top", "1"]) == 0
+
+    assert loads == [{"size": 96, "crop_fraction": 0.5, "interpolation": "bilinear"}]
+    assert f"EfficientNetLite0 with {REPO} weights, 96x96 centre crop:" in capsys.readouterr().out

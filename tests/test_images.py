@@ -43,6 +43,21 @@ def test_center_crop_keeps_the_middle_square(pictures):
     np.testing.assert_allclose(cropped, rgb[:, 10:50], atol=1.0)
 
 
+def test_a_crop_fraction_keeps_that_share_of_the_shorter_side(pictures):
+    folder, rgb, _ = pictures
+    # Half of 40 rows: the middle 20 x 20 pixels, kept as they are at size 20.
+    half = images.load_image(folder / "rgb.png", size=20, crop_fraction=0.5, interpolation="nearest")
+    np.testing.assert_array_equal(half, rgb[10:30, 20:40])
+    # The reference's padding of 32 at size 224 is the fraction 224 / 256 (timm's crop_pct 0.875).
+    np.testing.assert_array_equal(
+        images.load_image(folder / "rgb.png", size=224, crop_padding=32),
+        images.load_image(folder / "rgb.png", size=224, crop_fraction=0.875),
+    )
+    # The resampling is the one asked for.
+    bilinear = images.load_image(folder / "rgb.png", size=13, interpolation="bilinear")
+    assert np.abs(bilinear - images.load_image(folder / "rgb.png", size=13)).max() > 1
+
+
 def test_training_decodes_as_predict_does(pictures, tmp_path):
     folder, _, _ = pictures
     paths = [str(folder / name) for name in ("gray16.png", "rgb.png")]

@@ -1,6 +1,7 @@
 """PyTorch state dicts as `weights=`: timm's (every family, against timm) and efficientnet_pytorch's."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,9 +11,13 @@ from timm_reference import TIMM_ARCHITECTURES, LoopbackHub, import_timm, timm_ou
 import keras_efficientnets as ke
 from keras_efficientnets.arch.variants import VARIANTS
 from keras_efficientnets.convert import convert_checkpoint
-from keras_efficientnets.weights.hub import TIMM_OWN_ARCHITECTURES, hub_names
+from keras_efficientnets.weights.hub import TIMM_OWN_ARCHITECTURES, hub_names, input_size_for
 from keras_efficientnets.weights.loading import read_sidecar
-from keras_efficientnets.weights.state_dicts import checkpoint_normalization, read_state_dict
+from keras_efficientnets.weights.state_dicts import (
+    checkpoint_normalization,
+    read_checkpoint_config,
+    read_state_dict,
+)
 
 # The smallest model of each family runs in the default suite, every variant in the slow one.
 SMALLEST = ["b0", "lite0", "v2b0", "edgetpus", "condconvb04e"]
@@ -186,6 +191,32 @@ def test_a_config_json_with_bad_constants_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match=r"pretrained_cfg\.mean=\[0\.5, 0\.5\]: expected three numbers"):
         ke.EfficientNetLite0(weights=str(path), input_shape=(SIZE, SIZE, 3))
+
+
+def test_the_hub_config_gives_the_evaluation_size_crop_and_resampling(tmp_path):
+    pretrained = {"input_size": [3, 300, 300], "crop_pct": 0.904, "interpolation": "bicubic"}
+    (tmp_path / "config.json").write_text(json.dumps({"pretrained_cfg": pretrained}))
+    config = read_checkpoint_config(tmp_path / "model.safetensors")
+    assert (config.input_size, config.crop_fraction, config.interpolation) == (300, 0.904, "bicubic")
+    # What `train` fine-tunes at when not told: the checkpoint's size, else the variant's.
+    assert input_size_for(str(tmp_path / "model.safetensors"), "b0") == 300
+    assert input_size_for("imagenet", "b0") == 224
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("input_size", [3, 300, 299]),
+        ("input_size", 300),
+        ("crop_pct", 1.5),
+        ("crop_pct", "0.9"),
+        ("interpolation", "cubic"),
+    ],
+)
+def test_a_config_json_with_a_bad_evaluation_setting_is_refused(field, value, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"pretrained_cfg": {field: value}}))
+    with pytest.raises(ValueError, match=re.escape(f"config.json' gives pretrained_cfg.{field}={value!r}")):
+        read_checkpoint_config(tmp_path / "model.safetensors")
 
 
 @pytest.mark.slow  # the default suite converts with test_a_converted_timm_own_checkpoint_keeps_its_padding

@@ -91,7 +91,14 @@ def _to_rgb(image) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=-1)
 
 
-def load_image(path, size: int | None = None, crop_padding: int = 0) -> np.ndarray:
+def load_image(
+    path,
+    size: int | None = None,
+    crop_padding: int = 0,
+    *,
+    crop_fraction: float | None = None,
+    interpolation: str = "bicubic",
+) -> np.ndarray:
     """An image file as an (H, W, 3) float32 array of RGB in [0, 255].
 
     Args:
@@ -100,6 +107,10 @@ def load_image(path, size: int | None = None, crop_padding: int = 0) -> np.ndarr
             resized to size x size.
         crop_padding: With `size`: crop ``size / (size + crop_padding)`` of
             the shorter side, as the reference evaluation does with 32.
+        crop_fraction: With `size`: the share of the shorter side to crop
+            instead (timm's ``crop_pct``); None to use `crop_padding`.
+        interpolation: The resize's resampling: "bicubic" (the reference's),
+            "bilinear", ... (PIL's filters by name).
 
     Raises:
         ImageError: The file is missing, not an image, corrupt, or too large.
@@ -117,23 +128,27 @@ def load_image(path, size: int | None = None, crop_padding: int = 0) -> np.ndarr
     image = _open(path)
     if size is None:
         return _to_rgb(image)
-    return center_crop(image, size, crop_padding)
+    return center_crop(image, size, crop_padding, fraction=crop_fraction, interpolation=interpolation)
 
 
-def center_crop(image, size: int, padding: int = 0) -> np.ndarray:
+def center_crop(
+    image, size: int, padding: int = 0, *, fraction: float | None = None, interpolation: str = "bicubic"
+) -> np.ndarray:
     """The centre square of a PIL image (less `padding` in reference proportion), resized to `size`.
 
     The reference evaluation crops ``size / (size + 32)`` of the shorter side
     (tensorflow/tpu efficientnet preprocessing.py, CROP_PADDING = 32); with
-    ``padding=0`` the whole centre square is kept.
+    ``padding=0`` the whole centre square is kept. A `fraction` (timm's
+    ``crop_pct``) keeps that share of the shorter side instead.
     """
     image_lib = _pil()
     rgb = image_lib.fromarray(np.clip(_to_rgb(image), 0, 255).round().astype("uint8"))
     width, height = rgb.size
-    side = min(width, height) * size / (size + padding)
+    side = min(width, height) * (size / (size + padding) if fraction is None else fraction)
     left, top = (width - side) / 2, (height - side) / 2
     box = (round(left), round(top), round(left + side), round(top + side))
-    resized = rgb.resize((size, size), image_lib.Resampling.BICUBIC, box=box)
+    resampling = getattr(image_lib.Resampling, interpolation.upper())
+    resized = rgb.resize((size, size), resampling, box=box)
     return np.asarray(resized, dtype="float32")
 
 

@@ -64,16 +64,16 @@ def run(args) -> int:
     images.check_images(paths)  # before the model is built: a bad file fails at once
 
     if args.model_file:
-        predict, names, size, padding, label = _exported_model(args.model_file, args.model)
+        predict, names, size, crop, label = _exported_model(args.model_file, args.model)
     else:
-        model, names, size, padding, label = _model(args.model, args.weights)  # imports Keras quietly
+        model, names, size, crop, label = _model(args.model, args.weights)  # imports Keras quietly
         from keras_efficientnets.models.fast_kernels import optimize_for_backend
 
         predict = functools.partial(optimize_for_backend(model).predict, verbose=0)
 
     import numpy as np
 
-    batch = np.stack([images.load_image(path, size=size, crop_padding=padding) for path in paths])
+    batch = np.stack([images.load_image(path, size=size, **crop) for path in paths])
     scores = _probabilities(np.asarray(predict(batch)))
     top = min(args.top, scores.shape[-1])
     if names is None and scores.shape[-1] != 1000:
@@ -100,28 +100,37 @@ def run(args) -> int:
 
 
 def _model(model_name: str, weights: str):
-    """The classifier, its class names (None: ImageNet's), input size, crop padding and a label."""
+    """The classifier, its class names (None: ImageNet's), input size, crop (`load_image`'s) and a label."""
     if weights.endswith(".keras"):
         if not os.path.isfile(weights):
             raise common.CommandError(f"No model file at {weights}. Pass a .keras file saved by `train`.")
         model, names, size = _load_trained_model(weights)
         # `train` resizes the whole centre square; crop the same way.
-        return model, names, size, 0, weights
+        return model, names, size, {}, weights
     model_variant = common.variant(model_name)
     if weights.lower() == "none":
         raise common.CommandError("predict needs trained weights: --weights imagenet or a weights file path.")
     common.check_weights(weights)
     common.import_keras()
     from keras_efficientnets.models import builder as model_lib
+    from keras_efficientnets.weights.hub import checkpoint_config_of
 
-    model = getattr(model_lib, model_variant.constructor_name)(weights=weights)
+    # A timm checkpoint is evaluated at its own size, crop and resampling (its config.json).
+    checkpoint = checkpoint_config_of(weights, model_variant.name)
+    size = checkpoint.input_size or model_variant.resolution
+    crop = {"crop_padding": CROP_PADDING}
+    if checkpoint.crop_fraction is not None:
+        crop = {"crop_fraction": checkpoint.crop_fraction}
+    if checkpoint.interpolation is not None:
+        crop["interpolation"] = checkpoint.interpolation
+    model = getattr(model_lib, model_variant.constructor_name)(weights=weights, input_shape=(size, size, 3))
     source = "ImageNet" if weights == "imagenet" else weights
     label = f"{model_variant.constructor_name} with {source} weights"
-    return model, None, model_variant.resolution, CROP_PADDING, label
+    return model, None, size, crop, label
 
 
 def _exported_model(path: str, model_name: str):
-    """An exported file's predict function, class names, input size, crop padding and label."""
+    """An exported file's predict function, class names, input size, crop (`load_image`'s) and label."""
     from keras_efficientnets.deploy.predictors import load_predictor
 
     if not os.path.exists(path):
@@ -132,7 +141,8 @@ def _exported_model(path: str, model_name: str):
         raise common.CommandError(
             f"{path} has {len(predictor.output_names)} outputs: predict needs a classifier."
         )
-    return predictor.predict, None, int(size), CROP_PADDING, f"{path} ({type(predictor).__name__})"
+    crop = {"crop_padding": CROP_PADDING}
+    return predictor.predict, None, int(size), crop, f"{path} ({type(predictor).__name__})"
 
 
 def _probabilities(scores):

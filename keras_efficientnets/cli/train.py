@@ -92,15 +92,16 @@ def run(args) -> int:
             f"--validation-split must be in [0, 1). Received: --validation-split {args.validation_split}"
         )
     from keras_efficientnets._common.images import MAX_IMAGE_SIZE
+    from keras_efficientnets.weights.hub import input_size_for
 
-    size = args.image_size or model_variant.resolution
+    weights = None if args.weights.lower() == "none" else args.weights
+    if weights is not None:
+        common.check_weights(weights, others=", none")
+    size = args.image_size or input_size_for(weights, model_variant.name)
     if not 32 <= size <= MAX_IMAGE_SIZE:
         raise common.CommandError(
             f"--image-size must be 32 to {MAX_IMAGE_SIZE}. Received: --image-size {size}"
         )
-    weights = None if args.weights.lower() == "none" else args.weights
-    if weights is not None:
-        common.check_weights(weights, others=", none")
     if os.path.isdir(common.classes_path(args.out)):
         raise common.CommandError(
             f"{common.classes_path(args.out)} is a folder: the class names are written there. Move it."

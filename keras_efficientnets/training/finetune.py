@@ -89,7 +89,8 @@ def train(
         epochs: Passes over the training images.
         batch_size: The global batch: images per step over all replicas
             together (each of R replicas gets batch_size / R).
-        image_size: Input side in pixels; None for the variant's.
+        image_size: Input side in pixels; None for the variant's (a timm checkpoint's own
+            size with Hub weights: its config.json).
         validation_split: Share of the images held out for validation (when
             `data_dir` is a folder).
         freeze_backbone: Train only the new classifier.
@@ -121,6 +122,7 @@ def train(
     import keras
 
     from keras_efficientnets.arch.variants import get_variant
+    from keras_efficientnets.weights.hub import input_size_for
 
     distribute = check_distribution(distribute)
     epochs = check_int("epochs", epochs, minimum=1)
@@ -128,7 +130,7 @@ def train(
     freeze_backbone = check_bool("freeze_backbone", freeze_backbone)
     variant = get_variant(model)
     size = (
-        variant.resolution
+        input_size_for(weights, variant.name)
         if image_size is None
         else check_int("image_size", image_size, minimum=32, maximum=MAX_IMAGE_SIZE)
     )

@@ -35,7 +35,12 @@ from keras_efficientnets._common.optional import require
 from keras_efficientnets.arch.scaling import ModelPlan
 from keras_efficientnets.arch.variants import get_variant
 from keras_efficientnets.weights.downloads import WeightsDownloadError
-from keras_efficientnets.weights.state_dicts import CheckpointConfig, read_checkpoint_config, read_state_dict
+from keras_efficientnets.weights.state_dicts import (
+    STATE_DICT_SUFFIXES,
+    CheckpointConfig,
+    read_checkpoint_config,
+    read_state_dict,
+)
 
 __all__ = [
     "SHORT_NAMES",
@@ -45,8 +50,10 @@ __all__ = [
     "TIMM_OWN_BUILD_OPTIONS",
     "HubCheckpoint",
     "architecture_build_options",
+    "checkpoint_config_of",
     "hub_checkpoint",
     "hub_names",
+    "input_size_for",
     "is_hub_name",
 ]
 
@@ -159,6 +166,27 @@ def hub_checkpoint(weights: str, variant: str | None) -> HubCheckpoint:
     repo_id = match.group(1)
     architecture_build_options(match.group(2), variant, repo_id)
     return HubCheckpoint(repo_id, variant)
+
+
+def checkpoint_config_of(weights, variant: str) -> CheckpointConfig:
+    """What the timm checkpoint `weights` names says of itself: a Hub name's ``config.json``
+    (downloaded, small), or the one beside a ``.safetensors``/``.pth`` file; empty for other
+    weights. `predict` and `train` evaluate and train at its input size and crop."""
+    if isinstance(weights, str) and is_hub_name(weights):
+        return hub_checkpoint(weights, variant).config()
+    if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(STATE_DICT_SUFFIXES):
+        return read_checkpoint_config(weights)
+    return CheckpointConfig()
+
+
+def input_size_for(weights, variant: str) -> int:
+    """The image side to evaluate and fine-tune `weights` at: a timm checkpoint's own, else the variant's.
+
+    Example:
+        >>> input_size_for("imagenet", "b3")
+        300
+    """
+    return checkpoint_config_of(weights, variant).input_size or get_variant(variant).resolution
 
 
 def architecture_build_options(architecture: str, variant: str, label: str) -> dict:

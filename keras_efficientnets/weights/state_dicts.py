@@ -90,11 +90,18 @@ class CheckpointConfig:
         architecture: timm's name of the network, e.g. ``"tf_efficientnet_b0"``.
         normalization: (mean, std) on the 0-255 scale (timm states them on 0-1).
         classes: The classifier's class count.
+        input_size: The side of the square images the weights were evaluated on.
+        crop_fraction: The share of the shorter side that evaluation crop keeps
+            (timm's ``crop_pct``), before resizing it to `input_size`.
+        interpolation: The resampling of that resize (``"bicubic"``, ``"bilinear"``...).
     """
 
     architecture: str | None = None
     normalization: tuple[list, list] | None = None
     classes: int | None = None
+    input_size: int | None = None
+    crop_fraction: float | None = None
+    interpolation: str | None = None
 
 
 def read_checkpoint_config(path) -> CheckpointConfig:
@@ -108,10 +115,12 @@ def read_checkpoint_config(path) -> CheckpointConfig:
         return CheckpointConfig()
     config = read_json_object(config_path, "The checkpoint's")
     architecture, classes = config.get("architecture"), config.get("num_classes")
+    pretrained = config.get("pretrained_cfg")
     return CheckpointConfig(
         architecture=architecture if isinstance(architecture, str) else None,
-        normalization=_normalization(config.get("pretrained_cfg"), config_path),
+        normalization=_normalization(pretrained, config_path),
         classes=classes if is_int(classes) else None,
+        **_evaluation(pretrained if isinstance(pretrained, dict) else {}, config_path),
     )
 
 
@@ -133,6 +142,34 @@ def _normalization(pretrained, config_path: str) -> tuple[list, list] | None:
             )
         constants.append([255.0 * v for v in values])
     return constants[0], constants[1]
+
+
+# PIL's resampling filters by timm's names for them.
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+
+
+def _evaluation(pretrained: dict, config_path: str) -> dict:
+    """input_size, crop_fraction and interpolation of a ``pretrained_cfg``, each None if absent."""
+    size, fraction, interpolation = (pretrained.get(k) for k in ("input_size", "crop_pct", "interpolation"))
+    problems = []
+    if size is not None and not (
+        isinstance(size, list)
+        and len(size) == 3
+        and all(is_int(d) and d > 0 for d in size)
+        and size[1] == size[2]
+    ):
+        problems.append(f"pretrained_cfg.input_size={size!r} (expected [3, side, side])")
+    if fraction is not None and not (_is_number(fraction) and 0 < fraction <= 1):
+        problems.append(f"pretrained_cfg.crop_pct={fraction!r} (expected a number in (0, 1])")
+    if interpolation is not None and interpolation not in INTERPOLATIONS:
+        problems.append(f"pretrained_cfg.interpolation={interpolation!r} (expected one of {INTERPOLATIONS})")
+    if problems:
+        raise ValueError(f"The checkpoint's {config_path!r} gives {'; '.join(problems)}.")
+    return {
+        "input_size": None if size is None else int(size[1]),
+        "crop_fraction": None if fraction is None else float(fraction),
+        "interpolation": interpolation,
+    }
 
 
 def _is_number(value) -> bool:
