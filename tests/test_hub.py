@@ -97,6 +97,18 @@ def test_a_download_that_does_not_match_the_hubs_sha256_is_refused_and_removed(h
     np.testing.assert_allclose(outputs, hub.expected, atol=1e-4 * np.abs(hub.expected).max(), rtol=0)
 
 
+def test_a_download_cut_off_halfway_is_our_error_and_leaves_no_weights_in_the_cache(hub):
+    hub.truncated.add((REPO, "model.safetensors"))
+
+    with pytest.raises(WeightsDownloadError, match=rf"Could not download {REPO}/model.safetensors"):
+        lite0("official")
+    assert not any(name.endswith(".safetensors") or len(name) == 64 for name in cached_files(hub.cache))
+
+    hub.truncated.clear()
+    outputs = lite0("official").predict(hub.images, verbose=0)
+    np.testing.assert_allclose(outputs, hub.expected, atol=1e-4 * np.abs(hub.expected).max(), rtol=0)
+
+
 def test_a_checkpoint_the_hub_does_not_have_is_our_error(hub):
     with pytest.raises(
         WeightsDownloadError, match=r"Could not download timm/tf_efficientnet_b8.ap_in1k/config.json"

@@ -181,7 +181,8 @@ class LoopbackHub:
     Answers HEAD and GET of ``/<repo id>/resolve/<revision>/<file>`` with the headers the real
     Hub sends: the commit, the file's ETag (for Git LFS files, ``X-Linked-Etag``: its sha256)
     and size. Files listed in `corrupt` are announced with their true sha256 and sent with
-    their last bytes zeroed. `requests` records (method, path).
+    their last bytes zeroed; files in `truncated` are announced whole and cut off halfway (the
+    connection drops). `requests` records (method, path).
     """
 
     COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -189,6 +190,7 @@ class LoopbackHub:
     def __init__(self):
         self.files: dict[tuple[str, str], Path] = {}
         self.corrupt: set[tuple[str, str]] = set()
+        self.truncated: set[tuple[str, str]] = set()
         self.requests: list[tuple[str, str]] = []
         hub = self
 
@@ -239,11 +241,12 @@ class LoopbackHub:
         request.end_headers()
         if send_body:
             # A corrupt file's last bytes are zeroed, after its true sha256 was announced.
-            intact = size - 64 if key in self.corrupt else size
+            intact = size - 64 if key in self.corrupt else size // 2 if key in self.truncated else size
             with path.open("rb") as source:
                 for start in range(0, intact, _CHUNK):
                     request.wfile.write(source.read(min(_CHUNK, intact - start)))
-            request.wfile.write(bytes(size - intact))
+            if key not in self.truncated:
+                request.wfile.write(bytes(size - intact))
 
     def __enter__(self):
         self._thread.start()

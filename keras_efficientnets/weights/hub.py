@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import os
 import re
 from typing import ClassVar
@@ -272,11 +273,32 @@ class HubCheckpoint:
                 f"{'HF_HUB_OFFLINE is set' if offline else 'the Hub cannot be reached'}: download it "
                 f"where there is a network (huggingface-cli download {self.repo_id}), or pass weights=None."
             ) from None
-        except (hub.errors.HfHubHTTPError, hub.errors.EntryNotFoundError, OSError, ValueError) as error:
+        except (
+            hub.errors.HfHubHTTPError,
+            hub.errors.EntryNotFoundError,
+            OSError,
+            ValueError,
+            *_transport_errors(),
+        ) as error:
             raise WeightsDownloadError(
                 f"Could not download {self.repo_id}/{filename} from the Hugging Face Hub "
                 f"({type(error).__name__}: {' '.join(str(error).split())[:300]})."
             ) from None
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The connection errors of the HTTP client huggingface_hub uses: httpx2 (2.x), httpx (1.x).
+
+    They reach the caller when a download breaks off (the connection dropped halfway) after
+    huggingface_hub's retries; requests' (0.x) are OSErrors already.
+    """
+    errors = []
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(module).HTTPError)
+        except ImportError:
+            continue
+    return tuple(errors)
 
 
 def _check_blob_digest(path: str, repo_id: str) -> None:
