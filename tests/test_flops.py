@@ -149,7 +149,9 @@ def _built_conv_macs(model) -> int:
     return macs
 
 
-@pytest.mark.parametrize("output_stride", [None, 16, 8])
+@pytest.mark.parametrize(
+    "output_stride", [pytest.param(None, marks=pytest.mark.slow), pytest.param(16, marks=pytest.mark.slow), 8]
+)
 def test_dilated_macs_equal_the_built_models(output_stride):
     from keras_efficientnets import EfficientNetB0
 
