@@ -6,6 +6,10 @@ PYTEST := $(PY) -m pytest
 INSTALLED := $(VENV)/.installed
 BACKENDS_INSTALLED := $(VENV)/.backends-installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
+# Test processes (pytest-xdist): building a model is single-threaded Python, so on two cores two
+# processes finish the default suite in 8 minutes where one takes 14. Work goes to whichever is free.
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: install demo test test-no-onednn test-slow test-backends lint format clean bench
 
@@ -39,7 +43,7 @@ demo: $(DEMO_INSTALLED)
 # TensorFlow's oneDNN kernels as TensorFlow chooses for this CPU (on for some, off for others),
 # unless TF_ENABLE_ONEDNN_OPTS says; the tests pass either way (.ci/run names its setting per run).
 test: install
-	$(PYTEST) -q
+	$(PYTEST) -q $(PARALLEL)
 
 # The tests that compute with TensorFlow's kernels (outputs against references, exports, training),
 # again with its oneDNN kernels off, as TensorFlow leaves them on CPUs other than some Intel ones
@@ -49,18 +53,21 @@ NUMERIC_TESTS := tests/test_model.py tests/test_families.py tests/test_features.
 	tests/test_inference.py tests/test_remat.py tests/test_export.py tests/test_distributed.py \
 	tests/test_convert.py tests/test_state_dicts.py
 test-no-onednn: install
-	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q $(NUMERIC_TESTS)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q $(PARALLEL) $(NUMERIC_TESTS)
 
-# Three runs: the ONNX exports start their subprocesses from a small test process, not from one
-# that has already built B4-B8 and L2 (together they need close to 24 GiB), and the timm
-# comparisons, which hold timm's and our copy of each variant (L2: 2 GB each), run in a process
-# of their own too (in the first run's they went past 24 GiB). JAX too, for the DataParallel
+# Four runs, one process each: the ONNX exports start their subprocesses from a small test
+# process, not from one that has already built B4-B8 and L2 (together they need close to 24 GiB),
+# and the timm comparisons (timm's and our copy of each variant, L2: 2 GB each) and keras-hub's
+# models on every variant build the largest models again, so each gets a process of its own (in
+# the first run's they went past 24 GiB). One test process per run, not two (pytest-xdist): two
+# processes that each build the largest models ran out of memory. JAX too, for the DataParallel
 # training test.
-SEPARATE_SLOW_TESTS := tests/test_onnx.py tests/test_state_dicts.py
+SEPARATE_SLOW_TESTS := tests/test_onnx.py tests/test_state_dicts.py tests/test_keras_hub.py
 test-slow: $(BACKENDS_INSTALLED)
 	$(PYTEST) -q -m slow $(addprefix --ignore=,$(SEPARATE_SLOW_TESTS))
 	$(PYTEST) -q -m slow tests/test_onnx.py
 	$(PYTEST) -q -m slow tests/test_state_dicts.py
+	$(PYTEST) -q -m slow tests/test_keras_hub.py
 
 $(BACKENDS_INSTALLED): $(INSTALLED)
 	$(PY) -m pip install -q -e ".[test,jax,torch]"
@@ -68,8 +75,8 @@ $(BACKENDS_INSTALLED): $(INSTALLED)
 
 # The backends subset of the suite, on JAX and on PyTorch.
 test-backends: $(BACKENDS_INSTALLED)
-	KERAS_BACKEND=jax $(PYTEST) -q -m backends
-	KERAS_BACKEND=torch $(PYTEST) -q -m backends
+	KERAS_BACKEND=jax $(PYTEST) -q $(PARALLEL) -m backends
+	KERAS_BACKEND=torch $(PYTEST) -q $(PARALLEL) -m backends
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,8 @@ _LAZY = {
     "models.builder": ["EfficientNet", *(variant.constructor_name for variant in VARIANTS.values())],
     "arch.preprocessing": ["decode_predictions", "preprocess_input"],
     "models.features": ["feature_extractor"],
+    "models.pyramid": ["PyramidBackbone", "pyramid_backbone"],
+    "models.keras_hub_tasks": ["deeplab_v3_backbone"],
     "models.fast_kernels": ["optimize_for_backend"],
     "deploy.inference": ["export_onnx", "fold_batch_norm"],
     "deploy.exporter": ["export"],

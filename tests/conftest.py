@@ -10,6 +10,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+# TensorFlow sets environment variables when first imported (TF2_BEHAVIOR, KMP_INIT_AT_FORK, ...).
+# Keras imports it on its TensorFlow backend; on JAX and PyTorch the first test that needs it would
+# import it and fail the guard below, and with test processes (pytest-xdist) which test comes first
+# differs from run to run. Imported here, its settings are where every test starts.
+import tensorflow  # noqa: E402, F401
+
 
 def process_settings() -> dict:
     """What a test could change in this process that later tests and the subprocesses they start

@@ -46,6 +46,8 @@ KERAS_FREE = {
     "optimize.coefficients",
     "optimize.candidates",
 }
+# keras-hub (an optional extra, pinned with tensorflow-text) is imported by this module alone.
+KERAS_HUB_MODULE = "models.keras_hub_tasks"
 # Import these only inside the functions that need them.
 LAZY = {
     "",
@@ -60,6 +62,7 @@ LAZY = {
     "training.distribution",
     "training.backup",
     "cli",
+    KERAS_HUB_MODULE,
 } | {f"cli.{name}" for name in ("common", "info", "predict", "train", "optimize", "convert", "export")}
 HEAVY = {
     "keras",
@@ -74,6 +77,7 @@ HEAVY = {
     "ai_edge_litert",
     "openvino",
     "nncf",
+    "keras_hub",
 }
 
 
@@ -198,3 +202,24 @@ def test_importing_the_package_and_its_tools_loads_no_keras():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_is_over_500_lines(module):
     assert len(MODULES[module].read_text().splitlines()) <= 500
+
+
+def required_packages(path: pathlib.Path) -> set[str]:
+    """Top-level packages a file loads through `_common.optional.require("package...", ...)`."""
+    return {
+        node.args[0].value.split(".")[0]
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "require"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_only_one_module_imports_keras_hub():
+    importers = {
+        module
+        for module, path in MODULES.items()
+        if "keras_hub" in required_packages(path) | {name.split(".")[0] for name in imports(path)}
+    }
+    assert importers == {KERAS_HUB_MODULE}

@@ -23,6 +23,7 @@ OPTIONAL_PACKAGES = {
     "keras_tuner": ("keras-tuner", "tuner"),
     "safetensors": ("safetensors", "timm"),
     "huggingface_hub": ("huggingface_hub", "timm"),
+    "keras_hub": ("keras-hub", "keras-hub"),
     "PIL": ("pillow", None),
     "skimage": ("scikit-image", None),
 }

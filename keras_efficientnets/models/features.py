@@ -13,6 +13,7 @@ the tests hold the two to each other for every variant.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import keras
@@ -22,7 +23,7 @@ from keras_efficientnets.arch.feature_levels import P5_SOURCES, check_level_name
 from keras_efficientnets.models.graph_depth import room_for_graph_walk
 from keras_efficientnets.models.remat import leaf_layers
 
-__all__ = ["feature_extractor"]
+__all__ = ["GraphLevel", "feature_extractor", "output_in_graph", "pyramid_levels"]
 
 # The stem, each block and the head: the groups of layers that make the pyramid.
 _GROUP = re.compile(r"^(stem|top|block\d+[a-z]+)(?:_|$)")
@@ -62,19 +63,28 @@ def feature_extractor(model: keras.Model, levels=None, p5: str = "block", name: 
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model built by this package. {received('model', model)}")
     p5 = check_choice("p5", p5, P5_SOURCES)
-    pyramid = _pyramid_layers(model)
+    pyramid = {level: graph_level.layer for level, graph_level in pyramid_levels(model).items()}
     deepest = max(pyramid)
     if p5 == "head":
         pyramid[deepest] = _head_output_layer(model)
     names = {f"P{level}": level for level in pyramid}
     chosen = check_level_names(levels, list(names))
-    outputs = {level_name: _output_in_graph(pyramid[names[level_name]]) for level_name in chosen}
+    outputs = {level_name: output_in_graph(pyramid[names[level_name]]) for level_name in chosen}
     with room_for_graph_walk(len(model.layers)):
         return keras.Model(model.input, outputs, name=name or f"{model.name}_features")
 
 
-def _pyramid_layers(model) -> dict[int, keras.layers.Layer]:
-    """The layer whose output is each level k, from the stem and blocks in graph order."""
+@dataclasses.dataclass(frozen=True)
+class GraphLevel:
+    """Where level k ends in a built model: the layer whose output it is, and the stride of
+    that output against the input (2^k, or the output stride of a dilated model if smaller)."""
+
+    layer: keras.layers.Layer
+    reduction: int
+
+
+def pyramid_levels(model) -> dict[int, GraphLevel]:
+    """Each level k of `model`'s pyramid, read from the stem and blocks in graph order."""
     groups = _layer_groups(model)
     if "stem" not in groups:
         raise ValueError(
@@ -82,10 +92,11 @@ def _pyramid_layers(model) -> dict[int, keras.layers.Layer]:
             "package, so its blocks and levels are unknown."
         )
     stages = [_GroupStrides(layers) for group, layers in groups.items() if group != "top"]
-    pyramid, undilated_reduction = {}, 1
+    pyramid, reduction, undilated_reduction = {}, 1, 1
     for stage, following in zip(stages, stages[1:] + [None], strict=True):
+        reduction *= stage.stride
         undilated_reduction *= stage.stride * stride_given_up(stage, following)
-        pyramid[undilated_reduction.bit_length() - 1] = stage.output_layer
+        pyramid[undilated_reduction.bit_length() - 1] = GraphLevel(stage.output_layer, reduction)
     return pyramid
 
 
@@ -115,7 +126,7 @@ def _leaves(layer):
     return leaf_layers(layer) if isinstance(layer, keras.Model) else [layer]
 
 
-def _output_in_graph(layer):
+def output_in_graph(layer):
     """The tensor `layer` produced where it was called in the model's graph.
 
     A nested model's own `output` is the output of its inner graph (a remat
