@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
     [
         # Slow, as every variant's export is (test_every_variant_exports_to_onnx): Lite0 keeps
         # the default suite's check of ONNX Runtime against Keras. B0 with its classifier is
-        # test_export.py's (every float format).
+        # test_export.py's (every converted format).
         pytest.param(
             lambda: ke.EfficientNetB0(weights=None, include_top=False, input_shape=(96, 96, 3)),
             marks=pytest.mark.slow,
