@@ -11,13 +11,13 @@ DEMO_INSTALLED := $(VENV)/.demo-installed
 TEST_WORKERS ?= 2
 PARALLEL := -n $(TEST_WORKERS) --dist worksteal
 
-.PHONY: install demo test test-no-onednn test-slow test-backends lint format clean bench
+.PHONY: install demo test test-no-onednn test-slow slow-lane-main slow-lane-separate test-backends lint format clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# timm, the reference of tests/test_state_dicts.py, without its dependency torchvision: PyPI's
+# timm, the reference of tests/test_weights_state_dicts.py, without its dependency torchvision: PyPI's
 # torchvision wheels fail to import beside the CPU torch of the test extras, and timm's model
 # code does not need it (tests/timm_reference.py). Its other dependencies are in the test extras.
 TIMM := timm==1.0.31
@@ -49,25 +49,32 @@ test: install
 # again with its oneDNN kernels off, as TensorFlow leaves them on CPUs other than some Intel ones
 # (AMD's among them): no NCHW convolutions then, other kernels. The rest (argument checks, the
 # command line's errors, counts, keras.applications' shape suite, the 0.1.x API) does not depend on them.
-NUMERIC_TESTS := tests/test_model.py tests/test_families.py tests/test_features.py tests/test_weights_lite.py \
-	tests/test_inference.py tests/test_remat.py tests/test_export.py tests/test_distributed.py \
-	tests/test_convert.py tests/test_state_dicts.py
+NUMERIC_TESTS := $(addprefix tests/test_, models_builder.py models_families.py models_features.py \
+	models_remat.py weights_lite.py weights_state_dicts.py deploy_inference.py deploy_export.py \
+	training_distribution.py convert.py)
 test-no-onednn: install
 	TF_ENABLE_ONEDNN_OPTS=0 $(PYTEST) -q $(PARALLEL) $(NUMERIC_TESTS)
 
-# Four runs, one process each: the ONNX exports start their subprocesses from a small test
-# process, not from one that has already built B4-B8 and L2 (together they need close to 24 GiB),
-# and the timm comparisons (timm's and our copy of each variant, L2: 2 GB each) and keras-hub's
-# models on every variant build the largest models again, so each gets a process of its own (in
-# the first run's they went past 24 GiB). One test process per run, not two (pytest-xdist): two
-# processes that each build the largest models ran out of memory. JAX too, for the DataParallel
-# training test.
-SEPARATE_SLOW_TESTS := tests/test_onnx.py tests/test_state_dicts.py tests/test_keras_hub.py
+# Two lanes side by side, one test process each: the tests mostly build models in single-threaded
+# Python, so one process leaves a core idle (on 2 cores the lanes took 31 minutes where one run
+# after another took 48). The first lane runs most slow tests; the second runs three files, one
+# process each: the ONNX exports start their subprocesses from a small test process, not from one
+# that has already built B4-B8 and L2, and the timm comparisons (timm's and our copy of each
+# variant, L2: 2 GB each) and keras-hub's models on every variant build the largest models again.
+# Not pytest-xdist's workers: two that both build the largest models ran out of 24 GiB, where the
+# lanes give those builds to different processes at different times (peak 22.7 GB used, then
+# tests/helpers.py's traced BatchNorm calibration took B7's 17 GB test down to 9). JAX too, for
+# the DataParallel training test. Each lane's output shows when it ends; -k lets the other lane
+# finish when one fails.
+SEPARATE_SLOW_TESTS := tests/test_deploy_onnx.py tests/test_weights_state_dicts.py tests/test_models_keras_hub_tasks.py
 test-slow: $(BACKENDS_INSTALLED)
+	$(MAKE) -k -j2 --output-sync=target slow-lane-main slow-lane-separate
+
+slow-lane-main: $(BACKENDS_INSTALLED)
 	$(PYTEST) -q -m slow $(addprefix --ignore=,$(SEPARATE_SLOW_TESTS))
-	$(PYTEST) -q -m slow tests/test_onnx.py
-	$(PYTEST) -q -m slow tests/test_state_dicts.py
-	$(PYTEST) -q -m slow tests/test_keras_hub.py
+
+slow-lane-separate: $(BACKENDS_INSTALLED)
+	status=0; for file in $(SEPARATE_SLOW_TESTS); do $(PYTEST) -q -m slow $$file || status=1; done; exit $$status
 
 $(BACKENDS_INSTALLED): $(INSTALLED)
 	$(PY) -m pip install -q -e ".[test,jax,torch]"

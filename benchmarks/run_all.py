@@ -174,7 +174,8 @@ def distributed_table(records):
         "",
         "Both replicas are logical devices of the same CPU: the table shows what replication costs "
         "(two half-size steps and the gradient all-reduce on the same cores), not a speed-up, which needs "
-        "devices that add compute. tests/test_distributed.py shows the replicas train the same weights.",
+        "devices that add compute. tests/test_training_distribution.py shows the replicas train the same "
+        "weights.",
     ]
     return lines
 

@@ -1,5 +1,7 @@
 """pytest set-up shared by every test module (helpers live in helpers.py, numbers in reference.py)."""
 
+import contextlib
+import ctypes
 import os
 import sys
 
@@ -67,6 +69,13 @@ def _tensorflow_options(tf) -> dict:
     }
 
 
+def _return_freed_heap_to_system() -> None:
+    """glibc keeps freed heap pages mapped for reuse, so a process that once held a large model
+    stays that large; malloc_trim unmaps them (other C libraries: nothing to do)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def changed_settings(before: dict, after: dict) -> list[str]:
     """One line per setting that differs (per variable, for the environment)."""
     lines = []
@@ -91,7 +100,13 @@ def _process_left_as_found(request):
     other kernels than this process, say)."""
     before = process_settings()
     yield
-    keras.utils.clear_session(free_memory=False)
+    # The slow tests build the largest variants; two of their test processes share the machine
+    # (make test-slow), so each hands the memory of a test's models back to the system after it.
+    # Elsewhere collecting after each of ~1200 small tests would cost minutes and free little.
+    slow = request.node.get_closest_marker("slow") is not None
+    keras.utils.clear_session(free_memory=slow)
+    if slow:
+        _return_freed_heap_to_system()
     changes = changed_settings(before, process_settings())
     if changes:
         restore_process_settings(before)

@@ -230,7 +230,7 @@ def test_train_then_predict_with_the_saved_model(image_folder, tmp_path):
     assert sorted(ranked) == ["blue", "red"]
 
 
-# Slow: the library's exports run in the default suite (test_export.py), the command's options and
+# Slow: the library's exports run in the default suite (test_deploy_export.py), the command's options and
 # errors in the bad-input corpus.
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", [pytest.param(None, id="float32"), pytest.param("int8", id="int8")])

@@ -181,7 +181,7 @@ def EfficientNet(
         (None, 10)
     """
     # The signature is the one list of the build arguments, explicit for users' tools: all but
-    # _NOT_BUILD_CONFIG are BuildConfig's fields (tests/test_model.py holds them equal).
+    # _NOT_BUILD_CONFIG are BuildConfig's fields (tests/test_models_builder.py holds them equal).
     arguments = dict(locals())
     arguments["input_shape"] = _input_shape_or_tensor_shape(input_shape, input_tensor)
     config = BuildConfig(**{name: arguments[name] for name in arguments.keys() - set(_NOT_BUILD_CONFIG)})

@@ -179,10 +179,10 @@ def test_keras_applications_v2_loads_our_weight_files(tmp_path):
 # --------------------------------------------------------------------------- #
 FAMILY_MEMBERS = ["EfficientNetV2B0", "EfficientNetEdgeTPUS", "EfficientNetCondConvB0_4e"]
 # The slower subprocess and export checks of every family run with the slow tests (a B0's and a
-# backbone's reload in a fresh process stay in the default suite: test_model, test_features).
+# backbone's reload in a fresh process stay in the default suite: test_models_builder, test_models_features).
 FAMILY_MEMBERS_SLOW = [pytest.param(name, marks=pytest.mark.slow) for name in FAMILY_MEMBERS]
 # ONNX export: EdgeTPU's by default (the quickest to export), CondConv's (tf2onnx takes 20 s over
-# its expert branches) with the slow tests. V2-B0's is test_export.py's (every converted format).
+# its expert branches) with the slow tests. V2-B0's is test_deploy_export.py's (every converted format).
 FAMILY_EXPORTS = [FAMILY_MEMBERS[1], pytest.param(FAMILY_MEMBERS[2], marks=pytest.mark.slow)]
 
 

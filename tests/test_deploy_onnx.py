@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
     [
         # Slow, as every variant's export is (test_every_variant_exports_to_onnx): Lite0 keeps
         # the default suite's check of ONNX Runtime against Keras. B0 with its classifier is
-        # test_export.py's (every converted format).
+        # test_deploy_export.py's (every converted format).
         pytest.param(
             lambda: ke.EfficientNetB0(weights=None, include_top=False, input_shape=(96, 96, 3)),
             marks=pytest.mark.slow,
@@ -100,11 +100,11 @@ print(np.abs(onnx - truth).max(), np.abs(infer(model, x) - truth).max(), np.abs(
 """
 
 # B0, Lite0 and one model of each other family export in the default suite (here and in
-# test_families.py, test_export.py); here the deepest and widest of each family, whose blocks
-# are the same kinds: B7 and B8, Lite4, V2-S, EdgeTPU-L and CondConv B1-8e. Not L2 or V2-XL:
-# tf2onnx needs more than 24 GiB of memory for their 481M and 208M parameters.
+# test_models_families.py, test_deploy_export.py); here the deepest and widest of each family, whose
+# blocks are the same kinds: B8 (B7's blocks, wider and deeper), Lite4, V2-S, EdgeTPU-L and CondConv
+# B1-8e. Not L2 or V2-XL: tf2onnx needs more than 24 GiB of memory for their 481M and 208M parameters.
 ONNX_VARIANTS = [
-    ke.config.VARIANTS[k].constructor_name for k in ("b7", "b8", "lite4", "v2s", "edgetpul", "condconvb18e")
+    ke.config.VARIANTS[k].constructor_name for k in ("b8", "lite4", "v2s", "edgetpul", "condconvb18e")
 ]
 
 

@@ -201,7 +201,7 @@ def test_output_stride_gives_timms_reductions_and_keeps_the_levels(name):
         ]
 
 
-# B0 in the default suite; the other families in the slow one, where test_state_dicts.py also
+# B0 in the default suite; the other families in the slow one, where test_weights_state_dicts.py also
 # holds each family's dilated levels to timm's outputs.
 @pytest.mark.parametrize(
     "name", [pytest.param(n, marks=() if n == "b0" else pytest.mark.slow) for n in SMALLEST]

