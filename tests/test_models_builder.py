@@ -228,59 +228,8 @@ def test_mixed_precision_outputs_float32(policy):
 
 
 # ---------------------------------------------------------------------------
-# Errors name the argument and the value received.
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        ({"pooling": "mean"}, ValueError, "pooling='mean'"),
-        ({"classes": 0}, ValueError, "classes=0"),
-        ({"input_shape": (31, 64, 3)}, ValueError, "at least 32x32.*input_shape=(31, 64, 3)"),
-        ({"input_shape": (64, 64)}, ValueError, "input_shape=(64, 64)"),
-        ({"weights": "imagenet", "classes": 10}, ValueError, "include_top=False.*classes=10"),
-        ({"weights": "imagenet.txt"}, ValueError, "weights='imagenet.txt'"),
-        ({"weights": "missing.weights.h5"}, FileNotFoundError, "missing.weights.h5"),
-        ({"dropout_rate": 1.0}, ValueError, "dropout_rate=1.0"),
-        ({"data_format": "NHWC"}, ValueError, "data_format='NHWC'"),
-        ({"include_top": "yes"}, TypeError, "include_top='yes'"),
-        ({"stem": 3}, TypeError, "stem"),
-    ],
-)
-def test_bad_arguments_of_named_variants(kwargs, error, message):
-    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
-        ke.EfficientNetB0(**({"weights": None} | kwargs))
-
-
-@pytest.mark.parametrize(
-    ("args", "kwargs", "error", "message"),
-    [
-        ((tiny_stages(), 0.0, 1.0), {}, ValueError, "width_coefficient=0.0"),
-        ((tiny_stages(), 1.0, -1), {}, ValueError, "depth_coefficient=-1"),
-        (("r1_k3_s11_e1_i32_o16", 1.0, 1.0), {}, TypeError, "block_args_list="),
-        (([], 1.0, 1.0), {}, ValueError, "non-empty list of BlockArgs"),
-        (
-            ([BlockArgs(32, 16, 3, 1, 1, 0.25, 1), BlockArgs(24, 40, 3, 2, 1, 0.25, 6)], 1.0, 1.0),
-            {},
-            ValueError,
-            "must chain",
-        ),
-        ((tiny_stages(), 1.0, 1.0), {"depth_divisor": 0}, ValueError, "depth_divisor=0"),
-        ((tiny_stages(), 1.0, 1.0), {"weights": "imagenet"}, ValueError, "needs a named variant"),
-        (
-            (tiny_stages(), 1.0, 1.0),
-            {"normalization": ((1.0, 2.0, 3.0), (1.0, 1.0, 1.0)), "input_shape": (32, 32, 1)},
-            ValueError,
-            "constants for 3 channels",
-        ),
-        ((tiny_stages(), 1.0, 1.0), {"normalization": "bgr"}, ValueError, "normalization='bgr'"),
-        ((tiny_stages(), 1.0, 1.0), {"unknown_option": 1}, TypeError, "unknown_option"),
-    ],
-)
-def test_bad_arguments_of_the_builder(args, kwargs, error, message):
-    kwargs = {"input_shape": (32, 32, 3)} | kwargs
-    with pytest.raises(error, match=message):
-        EfficientNet(kwargs.pop("input_shape"), *args, **kwargs)
+# Errors name the argument and the value received: the builder's and the named constructors' rows
+# are in the corpus (test_bad_inputs.py).
 
 
 def test_imagenet_weights_are_refused_where_none_are_published():

@@ -230,41 +230,7 @@ def test_user_cost_respects_the_bound():
     np.testing.assert_allclose(results, np.tile([1.0, 3.0], (9, 1)), atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("func", "error", "fragment"),
-    [
-        (lambda x: x["alpha"], TypeError, "must take a vector of 3 coefficients"),
-        (lambda x: np.ones(5), TypeError, "must take a vector of 3 coefficients"),
-        ("not callable", TypeError, "Received: cost_func='not callable'"),
-    ],
-)
-def test_bad_cost_functions_are_reported(func, error, fragment):
-    with pytest.raises(error, match=fragment):
-        optimize_coefficients(cost_func=func, search_per_coeff=3)
-
-
-# ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize(
-    ("kwargs", "error", "fragment"),
-    [
-        ({"phi": 0}, ValueError, "Received: phi=0"),
-        ({"phi": -1.0}, ValueError, "Received: phi=-1.0"),
-        ({"phi": "1"}, TypeError, "Received: phi='1'"),
-        ({"max_cost": 1.0}, ValueError, "Received: max_cost=1.0"),
-        ({"max_cost": float("nan")}, ValueError, "Received: max_cost=nan"),
-        ({"search_per_coeff": 0}, ValueError, "Received: search_per_coeff=0"),
-        ({"search_per_coeff": 2.5}, TypeError, "Received: search_per_coeff=2.5"),
-        ({"num_coeff": 0}, ValueError, "Received: num_coeff=0"),
-        ({"tol": -1.0}, ValueError, "Received: tol=-1.0"),
-        ({"exponents": (1, 2)}, ValueError, "one entry per coefficient"),
-        ({"exponents": (1, -2, 2)}, ValueError, "Received: exponents=\\(1, -2, 2\\)"),
-        ({"search_per_coeff": 400}, ValueError, "64,000,000 rows"),
-        ({"num_coeff": 26, "search_per_coeff": 2}, ValueError, "67,108,864 rows"),
-    ],
-)
-def test_bad_arguments_are_reported(kwargs, error, fragment):
-    with pytest.raises(error, match=fragment):
-        optimize_coefficients(**kwargs)
+# Bad arguments and bad cost functions: the corpus in test_bad_inputs.py.
 
 
 # ----------------------------------------------------------------------------- real cost
