@@ -117,6 +117,9 @@ def test_each_family_builds_a_dilated_deeplab(name, output_stride):
     assert outputs.shape[1:3] == (SIZE, SIZE)
 
 
+# Slow, as the ImageClassifier test below (18 s and 30 s): the default suite keeps every family's
+# RetinaNet and DeepLab builds and the key errors, under its 10 minutes on 2 cores.
+@pytest.mark.slow
 def test_keras_hub_saves_our_encoder_inside_its_models():
     hub = keras_hub()
     from keras_efficientnets.models.keras_hub_tasks import deeplab_v3_backbone
@@ -148,6 +151,7 @@ def test_deeplab_names_a_level_the_dilated_backbone_lacks():
         deeplab_v3_backbone(encoder, spatial_pyramid_pooling_key="P3", low_level_feature_key="P4")
 
 
+@pytest.mark.slow
 def test_image_classifier_fits_predicts_and_reloads(tmp_path):
     hub = keras_hub()
     keras.utils.set_random_seed(0)
@@ -163,6 +167,50 @@ def test_image_classifier_fits_predicts_and_reloads(tmp_path):
     classifier.save(path)
     reloaded = keras.saving.load_model(path, compile=False)
     np.testing.assert_allclose(reloaded.predict(images, verbose=0), predicted, atol=1e-5)
+
+
+# In `make test-backends` only (`-m backends` selects slow tests too), on JAX and PyTorch: on
+# TensorFlow the trained tests below cover it, where compiling the step took 62 s of the default suite.
+@pytest.mark.slow
+@pytest.mark.backends
+def test_retinanet_and_deeplab_train_a_step_and_predict_on_this_backend():
+    """keras-hub's heads on our encoders train a step and predict on JAX and PyTorch."""
+    if keras.backend.backend() == "tensorflow":
+        pytest.skip("on TensorFlow the RetinaNet and DeepLab training tests below cover this")
+    hub = keras_hub()
+    keras.utils.set_random_seed(0)
+    images = random_images(2, SIZE)
+    detector = hub.models.RetinaNetObjectDetector(
+        backbone=hub.models.RetinaNetBackbone(
+            image_encoder=small_pyramid("lite0"),
+            min_level=3,
+            max_level=5,
+            use_p5=False,
+            image_shape=(SIZE, SIZE, 3),
+        ),
+        num_classes=2,
+        bounding_box_format="yxyx",
+    )
+    detector.compile(optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=10.0))
+    boxes = np.array([[[8, 8, 40, 40], [-1, -1, -1, -1]]] * 2, "float32")
+    truth = {"boxes": boxes, "labels": np.array([[0, -1]] * 2, "float32")}
+    assert np.isfinite(detector.fit(images, truth, batch_size=2, verbose=0).history["loss"]).all()
+    detections = detector.predict(images, verbose=0)
+    assert detections["num_detections"].shape == (2,)
+    assert detections["boxes"].shape[0] == 2 and detections["boxes"].shape[-1] == 4
+
+    from keras_efficientnets.models.keras_hub_tasks import deeplab_v3_backbone
+
+    encoder = ke.EfficientNetLite0(
+        weights=None, include_top=False, output_stride=16, input_shape=(SIZE, SIZE, 3)
+    )
+    segmenter = hub.models.DeepLabV3ImageSegmenter(backbone=deeplab_v3_backbone(encoder), num_classes=3)
+    # One-hot masks: on PyTorch, Keras 3.15's sparse_categorical_crossentropy fails in backward on
+    # (N, H, W, C) outputs ("grad_input must be contiguous"), keras-hub's heads or not.
+    segmenter.compile(optimizer="adam", loss="categorical_crossentropy", metrics=[])
+    masks = np.eye(3, dtype="float32")[np.arange(2 * SIZE * SIZE).reshape(2, SIZE, SIZE) % 3]
+    assert np.isfinite(segmenter.fit(images, masks, batch_size=2, verbose=0).history["loss"]).all()
+    assert segmenter.predict(images, verbose=0).shape == (2, SIZE, SIZE, 3)
 
 
 # --------------------------------------------------------------------------- #
