@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import bench_backends, common
 
 PEER = "keras.applications"
 
@@ -211,7 +211,9 @@ def main():
         minutes = args.minutes
     else:
         start = time.perf_counter()
-        records = run_script("bench_inference", "--repeats", str(args.repeats))
+        # The JAX and PyTorch rows come from bench_backends, beside each backend's peer.
+        records = run_script("bench_inference", "--repeats", str(args.repeats), "--no-backends")
+        records += run_script("bench_backends", "--repeats", str(args.repeats))
         records += run_script("bench_train")
         records += run_script("bench_build")
         records += run_script("bench_distributed")
@@ -245,6 +247,13 @@ def render(records, minutes) -> str:
         "## Inference (native resolution: B0 224 px, B3 300 px)",
         "",
         *inference_table(records),
+        "",
+        "## Every backend beside its peer (B0, 224 px; each backend in its own process)",
+        "",
+        "TensorFlow against keras.applications, JAX against ours on TensorFlow, PyTorch against timm's "
+        "tf_efficientnet_b0 in eager mode (the same network).",
+        "",
+        *bench_backends.backends_table(records),
         "",
         "## TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in its own process)",
         "",
